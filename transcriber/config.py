@@ -1,0 +1,90 @@
+"""Settings of the transcriber service, from flags and environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from whospoke.common.config import EnvParser, ServerConfig, add_server_flags, server_config
+from whospoke.common.models import DEFAULT_WHISPER_MODEL
+
+DEFAULT_PORT = 50061
+DEFAULT_METRICS_PORT = 9461
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which Whisper model, where it runs, and how."""
+
+    model: str = DEFAULT_WHISPER_MODEL
+    device: str = "auto"
+    device_index: int = 0
+    compute_type: str = "auto"
+    cpu_threads: int = 0
+    default_beam_size: int = 5
+
+
+@dataclass(frozen=True)
+class TranscriberConfig:
+    server: ServerConfig
+    model: ModelConfig
+    max_concurrent_streams: int = 1
+    max_queued_streams: int = 8
+    max_buffer_seconds: float = 120.0
+
+
+def parser() -> EnvParser:
+    p = EnvParser(
+        "whospoke-transcriber",
+        "WHOSPOKE_TRANSCRIBER",
+        "Speech-to-text gRPC service (whospoke.v1.Transcriber) with faster-whisper.",
+    )
+    add_server_flags(p, DEFAULT_PORT, DEFAULT_METRICS_PORT)
+    p.flag(
+        "model",
+        DEFAULT_WHISPER_MODEL,
+        "Whisper model: 'base' or 'tiny.en' (embedded, offline), a CTranslate2 "
+        "directory, or a faster-whisper hub name such as 'large-v3'",
+    )
+    p.flag("device", "auto", "where the model runs", choices=["auto", "cpu", "cuda"])
+    p.flag("device-index", 0, "GPU index when the device is cuda", type=int)
+    p.flag(
+        "compute-type",
+        "auto",
+        "CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, "
+        "int8_float16, float16, float32...",
+    )
+    p.flag("cpu-threads", 0, "threads per stream on CPU (0: library default)", type=int)
+    p.flag("beam-size", 5, "decoder beam size when a stream does not set one", type=int)
+    p.flag("max-concurrent-streams", 1, "streams transcribed at once", type=int)
+    p.flag("max-queued-streams", 8, "streams that may wait for a slot", type=int)
+    p.flag(
+        "max-buffer-seconds",
+        120.0,
+        "audio a stream may buffer ahead of transcription before reading pauses",
+        type=float,
+    )
+    return p
+
+
+def load_config(argv: Sequence[str] | None = None) -> TranscriberConfig:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.max_buffer_seconds < 60:
+        p.error("--max-buffer-seconds must be at least 60 (one analysis window)")
+    if args.max_concurrent_streams < 1 or args.max_queued_streams < 0:
+        p.error("--max-concurrent-streams must be >= 1 and --max-queued-streams >= 0")
+    return TranscriberConfig(
+        server=server_config(args),
+        model=ModelConfig(
+            model=args.model,
+            device=args.device,
+            device_index=args.device_index,
+            compute_type=args.compute_type,
+            cpu_threads=args.cpu_threads,
+            default_beam_size=args.beam_size,
+        ),
+        max_concurrent_streams=args.max_concurrent_streams,
+        max_queued_streams=args.max_queued_streams,
+        max_buffer_seconds=args.max_buffer_seconds,
+    )

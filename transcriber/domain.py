@@ -1,0 +1,109 @@
+"""The transcriber's domain types and the engine interface the servicer depends on.
+
+The servicer converts protobuf to these dataclasses and back; engines (the real
+faster-whisper one, or a fake in tests) only see these.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from whospoke.common.audio import Samples
+
+
+@dataclass(frozen=True)
+class TranscriptionOptions:
+    """Options of one stream, validated."""
+
+    language: str | None = None
+    task: str = "transcribe"
+    word_timestamps: bool = True
+    beam_size: int = 5
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+    vad_filter: bool = True
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A final segment; times in seconds from the start of the stream."""
+
+    index: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    model: str
+    device: str
+    device_index: int
+    compute_type: str
+    multilingual: bool
+    languages: tuple[str, ...] = field(default=())
+    cpu_threads: int = 0
+
+
+class TranscriptionSession(Protocol):
+    """One stream's state. `push` runs on the event loop, `run` in a worker thread."""
+
+    @property
+    def received_seconds(self) -> float: ...
+
+    @property
+    def transcribed_seconds(self) -> float: ...
+
+    @property
+    def buffered_seconds(self) -> float:
+        """Audio received but not yet transcribed (what backpressure bounds)."""
+        ...
+
+    @property
+    def language(self) -> tuple[str, float]:
+        """Language in use and its probability ("" before it is known)."""
+        ...
+
+    def push(self, samples: Samples) -> None: ...
+
+    def run(self, final: bool, stop: threading.Event) -> Iterator[Segment]:
+        """Transcribe every piece of the buffer that is ready; all of it when final.
+
+        Yields each segment as soon as the model produces it and returns early when
+        `stop` is set.
+        """
+        ...
+
+
+class TranscriptionEngine(Protocol):
+    """A loaded (or loading) speech-to-text model."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def load(self) -> None:
+        """Load the model; blocking, called once from a worker thread."""
+        ...
+
+    def info(self) -> EngineInfo: ...
+
+    def validate(self, options: TranscriptionOptions) -> None:
+        """Raise InvalidArgument when the model cannot honour `options`."""
+        ...
+
+    def open_session(self, options: TranscriptionOptions) -> TranscriptionSession: ...

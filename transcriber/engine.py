@@ -1,0 +1,235 @@
+"""faster-whisper behind the `TranscriptionEngine` protocol, transcribing incrementally.
+
+Each stream buffers audio; `run` asks the window planner what part of the buffer
+is ready (cut in VAD-confirmed silence), transcribes it, and drops it. Whisper's
+context carries over between pieces through the prompt (the tail of the text so
+far), as it does across windows of a whole file, and the language detected on
+the first piece is kept for the rest of the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
+from whospoke.common.errors import InvalidArgument, Unavailable
+from whospoke.common.models import resolve_whisper
+from transcriber.config import ModelConfig
+from transcriber.domain import EngineInfo, Segment, TranscriptionOptions, Word
+from transcriber.windows import ANALYSIS_SAMPLES, Plan, Region, plan_window
+
+logger = logging.getLogger(__name__)
+
+PLANNING_VAD = VadOptions(min_silence_duration_ms=1000, max_speech_duration_s=28)
+"""VAD settings for finding cut points: a region closes after 1 s of silence."""
+PROMPT_CHARS = 800
+"""Text carried to the next piece as context (Whisper keeps ~223 tokens)."""
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+class FasterWhisperEngine:
+    """One WhisperModel, loaded once, shared by up to `workers` concurrent streams."""
+
+    def __init__(self, config: ModelConfig, workers: int = 1) -> None:
+        self._config = config
+        self._workers = workers
+        self._device = resolve_device(config.device)
+        self._compute_type = resolve_compute_type(config.compute_type, self._device)
+        self._model: WhisperModel | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        resolved = resolve_whisper(self._config.model)
+        logger.info(
+            "loading Whisper %s from %s on %s (%s)",
+            resolved.name,
+            resolved.location,
+            self._device,
+            self._compute_type,
+        )
+        self._model = WhisperModel(
+            resolved.location,
+            device=self._device,
+            device_index=self._config.device_index,
+            compute_type=self._compute_type,
+            cpu_threads=self._config.cpu_threads,
+            num_workers=self._workers,
+            local_files_only=resolved.embedded,
+        )
+
+    @property
+    def model(self) -> WhisperModel:
+        if self._model is None:
+            raise Unavailable("the Whisper model is still loading; retry shortly")
+        return self._model
+
+    def info(self) -> EngineInfo:
+        model = self._model
+        multilingual = bool(model.model.is_multilingual) if model else False
+        return EngineInfo(
+            model=self._config.model,
+            device=self._device,
+            device_index=self._config.device_index,
+            compute_type=self._compute_type,
+            multilingual=multilingual,
+            languages=tuple(model.supported_languages) if model else (),
+            cpu_threads=self._config.cpu_threads,
+        )
+
+    def validate(self, options: TranscriptionOptions) -> None:
+        model = self.model
+        languages = model.supported_languages
+        if options.language is not None and options.language not in languages:
+            raise InvalidArgument(
+                f"config.language: unknown or unsupported language code "
+                f"{options.language!r} for model {self._config.model!r}; "
+                f"use one of {', '.join(languages)} or leave it empty to detect"
+            )
+        if options.task == "translate" and not model.model.is_multilingual:
+            raise InvalidArgument(
+                f"config.task: model {self._config.model!r} is English-only and cannot translate"
+            )
+
+    def open_session(self, options: TranscriptionOptions) -> WhisperSession:
+        return WhisperSession(self.model, options)
+
+
+class WhisperSession:
+    """The buffer and decoding state of one stream."""
+
+    def __init__(self, model: WhisperModel, options: TranscriptionOptions) -> None:
+        self._model = model
+        self._options = options
+        self._lock = threading.Lock()
+        self._parts: list[Samples] = []
+        self._buffered = 0
+        self._received = 0
+        self._committed = 0
+        self._next_index = 0
+        self._history = ""
+        self._language = options.language or ""
+        self._language_probability = 1.0 if options.language else 0.0
+
+    @property
+    def received_seconds(self) -> float:
+        return seconds(self._received)
+
+    @property
+    def transcribed_seconds(self) -> float:
+        return seconds(self._committed)
+
+    @property
+    def buffered_seconds(self) -> float:
+        return seconds(self._buffered)
+
+    @property
+    def language(self) -> tuple[str, float]:
+        return self._language, self._language_probability
+
+    def push(self, samples: Samples) -> None:
+        with self._lock:
+            self._parts.append(samples)
+            self._buffered += samples.size
+            self._received += samples.size
+
+    def run(self, final: bool, stop: threading.Event) -> Iterator[Segment]:
+        while not stop.is_set():
+            buffer = self._snapshot()
+            plan = self._plan(buffer, final)
+            if plan is None:
+                return
+            if plan.transcribe:
+                yield from self._transcribe(buffer[: plan.cut], stop)
+            if stop.is_set():
+                return
+            self._drop(plan.cut)
+
+    def _snapshot(self) -> Samples:
+        with self._lock:
+            if len(self._parts) > 1:
+                self._parts = [np.concatenate(self._parts)]
+            return self._parts[0] if self._parts else np.zeros(0, dtype=np.float32)
+
+    def _drop(self, count: int) -> None:
+        with self._lock:
+            merged = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
+            rest = merged[count:]
+            self._parts = [rest] if rest.size else []
+            self._buffered -= count
+            self._committed += count
+
+    def _plan(self, buffer: Samples, final: bool) -> Plan | None:
+        analysed = buffer[:ANALYSIS_SAMPLES]
+        regions = [
+            Region(r["start"], r["end"]) for r in get_speech_timestamps(analysed, PLANNING_VAD)
+        ]
+        return plan_window(
+            regions, analysed.size, buffer.size, final, self._options.vad_filter
+        )
+
+    def _transcribe(self, audio: Samples, stop: threading.Event) -> Iterator[Segment]:
+        options = self._options
+        prompt = " ".join(p for p in (options.initial_prompt, self._history) if p)
+        segments, info = self._model.transcribe(
+            audio,
+            language=self._language or None,
+            task=options.task,
+            beam_size=options.beam_size,
+            word_timestamps=options.word_timestamps,
+            initial_prompt=prompt[-PROMPT_CHARS:] or None,
+            hotwords=options.hotwords,
+            vad_filter=options.vad_filter,
+        )
+        if not self._language:
+            self._language = info.language
+            self._language_probability = float(info.language_probability)
+        offset = seconds(self._committed)
+        for raw in segments:
+            segment = self._convert(raw, offset)
+            self._history = (self._history + segment.text)[-PROMPT_CHARS:]
+            yield segment
+            if stop.is_set():
+                return
+
+    def _convert(self, raw: Any, offset: float) -> Segment:
+        words = tuple(
+            Word(float(w.start) + offset, float(w.end) + offset, w.word, float(w.probability))
+            for w in raw.words or ()
+        )
+        segment = Segment(
+            index=self._next_index,
+            start=float(raw.start) + offset,
+            end=float(raw.end) + offset,
+            text=raw.text,
+            words=words,
+            avg_logprob=float(raw.avg_logprob),
+            no_speech_prob=float(raw.no_speech_prob),
+            compression_ratio=float(raw.compression_ratio),
+        )
+        self._next_index += 1
+        return segment
+
+
+

@@ -1,0 +1,233 @@
+"""The `whospoke.v1.Transcriber` servicer: protobuf in and out, the engine in between.
+
+Reading the request stream and transcribing run concurrently: a reader task
+validates chunks and feeds the session (pausing when too much audio is buffered,
+which pushes back on the client through gRPC flow control), while the response
+loop runs the session in a worker thread whenever new audio has arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from whospoke.common.audio import ChunkReader
+from whospoke.common.errors import InvalidArgument, Unavailable
+from whospoke.common.limiter import Limiter
+from whospoke.common.metrics import Metrics
+from whospoke.common.threads import iterate_in_thread
+from whospoke.v1 import transcriber_pb2 as pb
+from whospoke.v1 import transcriber_pb2_grpc as pb_grpc
+from transcriber.domain import (
+    Segment,
+    TranscriptionEngine,
+    TranscriptionOptions,
+    TranscriptionSession,
+)
+
+MAX_BEAM_SIZE = 20
+_TASKS = {pb.TASK_UNSPECIFIED: "transcribe", pb.TASK_TRANSCRIBE: "transcribe",
+          pb.TASK_TRANSLATE: "translate"}
+
+
+class TranscriberServicer(pb_grpc.TranscriberServicer):
+    def __init__(
+        self,
+        engine: TranscriptionEngine,
+        limiter: Limiter,
+        metrics: Metrics,
+        *,
+        model_name: str,
+        default_beam_size: int = 5,
+        max_buffer_seconds: float = 120.0,
+    ) -> None:
+        self._engine = engine
+        self._limiter = limiter
+        self._metrics = metrics
+        self._model_name = model_name
+        self._default_beam_size = default_beam_size
+        self._max_buffer_seconds = max_buffer_seconds
+
+    async def GetInfo(
+        self, request: pb.GetTranscriberInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TranscriberInfo:
+        info = self._engine.info()
+        return pb.TranscriberInfo(
+            model=info.model,
+            device=info.device,
+            device_index=info.device_index,
+            compute_type=info.compute_type,
+            multilingual=info.multilingual,
+            languages=list(info.languages),
+            max_concurrent_streams=self._limiter.max_running,
+            max_queued_streams=self._limiter.max_queued,
+            cpu_threads=info.cpu_threads,
+            ready=self._engine.ready,
+        )
+
+    async def Transcribe(
+        self,
+        request_iterator: AsyncIterator[pb.TranscribeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.TranscribeResponse]:
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        options = self._options(first)
+        if not self._engine.ready:
+            raise Unavailable("the Whisper model is still loading; retry shortly")
+        self._engine.validate(options)
+        async with self._limiter.ticket():
+            started = time.perf_counter()
+            session = self._engine.open_session(options)
+            feeder = _Feeder(requests, session, self._max_buffer_seconds)
+            count = 0
+            async with feeder.running():
+                while True:
+                    final = await feeder.wait_for_audio()
+                    async for segment in iterate_in_thread(
+                        lambda stop: session.run(final, stop)
+                    ):
+                        count += 1
+                        yield pb.TranscribeResponse(segment=segment_to_pb(segment))
+                    feeder.drained()
+                    yield pb.TranscribeResponse(
+                        progress=pb.TranscriptionProgress(
+                            received_seconds=session.received_seconds,
+                            transcribed_seconds=session.transcribed_seconds,
+                        )
+                    )
+                    if final:
+                        break
+            elapsed = time.perf_counter() - started
+            self._metrics.record_job(session.received_seconds, elapsed)
+            language, probability = session.language
+            yield pb.TranscribeResponse(
+                summary=pb.TranscriptionSummary(
+                    language=language,
+                    language_probability=probability,
+                    audio_duration_seconds=session.received_seconds,
+                    processing_seconds=elapsed,
+                    model=self._model_name,
+                    segment_count=count,
+                )
+            )
+
+    def _options(self, first: pb.TranscribeRequest | None) -> TranscriptionOptions:
+        if first is None or first.WhichOneof("request") != "config":
+            raise InvalidArgument(
+                "config: the first TranscribeRequest must carry the config, "
+                "audio chunks come after it"
+            )
+        return options_from_pb(first.config, self._default_beam_size)
+
+
+def options_from_pb(config: pb.TranscriptionConfig, default_beam: int) -> TranscriptionOptions:
+    """Validate the config message and convert it to domain options."""
+    if config.task not in _TASKS:
+        raise InvalidArgument(f"config.task: unknown value {config.task}")
+    if config.beam_size > MAX_BEAM_SIZE:
+        raise InvalidArgument(
+            f"config.beam_size: {config.beam_size} is above the maximum of {MAX_BEAM_SIZE}"
+        )
+    language = config.language.strip().lower()
+    return TranscriptionOptions(
+        language=language or None,
+        task=_TASKS[config.task],
+        word_timestamps=config.word_timestamps if config.HasField("word_timestamps") else True,
+        beam_size=config.beam_size or default_beam,
+        initial_prompt=config.initial_prompt or None,
+        hotwords=config.hotwords or None,
+        vad_filter=config.vad_filter if config.HasField("vad_filter") else True,
+    )
+
+
+def segment_to_pb(segment: Segment) -> pb.TranscriptSegment:
+    return pb.TranscriptSegment(
+        index=segment.index,
+        start_seconds=segment.start,
+        end_seconds=segment.end,
+        text=segment.text,
+        words=[
+            pb.Word(start_seconds=w.start, end_seconds=w.end, text=w.text, probability=w.probability)
+            for w in segment.words
+        ],
+        avg_logprob=segment.avg_logprob,
+        no_speech_prob=segment.no_speech_prob,
+        compression_ratio=segment.compression_ratio,
+    )
+
+
+class _Feeder:
+    """Reads audio requests into the session in a task of its own."""
+
+    def __init__(
+        self,
+        requests: AsyncIterator[pb.TranscribeRequest],
+        session: TranscriptionSession,
+        max_buffer_seconds: float,
+    ) -> None:
+        self._requests = requests
+        self._session = session
+        self._max_buffer = max_buffer_seconds
+        self._reader = ChunkReader("audio")
+        self._ended = False
+        self._seen = 0
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def running(self) -> _Running:
+        return _Running(self)
+
+    async def _read(self) -> None:
+        try:
+            async for request in self._requests:
+                if request.WhichOneof("request") != "audio":
+                    raise InvalidArgument(
+                        "config: sent twice; only the first TranscribeRequest carries it"
+                    )
+                self._session.push(self._reader.read(request.audio))
+                self._arrived.set()
+                while self._session.buffered_seconds > self._max_buffer:
+                    self._room.clear()
+                    await self._room.wait()
+        finally:
+            self._ended = True
+            self._arrived.set()
+
+    async def wait_for_audio(self) -> bool:
+        """Wait for audio not yet planned; True once the request stream has ended."""
+        while True:
+            assert self._task is not None
+            if self._task.done():
+                self._task.result()  # re-raise a reading error
+            if self._ended:
+                return True
+            if self._reader.received_samples > self._seen:
+                self._seen = self._reader.received_samples
+                return False
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    def drained(self) -> None:
+        self._room.set()
+
+
+class _Running:
+    def __init__(self, feeder: _Feeder) -> None:
+        self._feeder = feeder
+
+    async def __aenter__(self) -> None:
+        self._feeder._task = asyncio.create_task(self._feeder._read())
+
+    async def __aexit__(self, *exc: object) -> None:
+        task = self._feeder._task
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass

@@ -1,0 +1,88 @@
+"""Where to cut a growing audio buffer so each piece can be transcribed at once.
+
+Whisper decodes 30-second windows, and an encoder pass costs the same whether a
+window holds 2 or 30 seconds of speech. The planner therefore cuts only in
+silence that voice activity detection has confirmed (a speech region is closed
+once enough silence follows it), and packs as many closed regions as fit in one
+window. When audio arrives faster than it is transcribed, windows fill up
+(throughput); when it arrives live, each region is cut as soon as it closes
+(latency). Pure functions: the engine supplies the speech regions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from whospoke.common.audio import SAMPLE_RATE
+
+WINDOW_SAMPLES = 30 * SAMPLE_RATE
+"""Audio one Whisper pass decodes."""
+ANALYSIS_SAMPLES = 60 * SAMPLE_RATE
+"""Most audio VAD looks at per plan; enough to find a full window."""
+KEEP_BEFORE_SPEECH = SAMPLE_RATE
+"""Silence kept in front of the buffer when non-speech is dropped."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """A speech region in samples, relative to the start of the buffer."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with the first `cut` samples of the buffer."""
+
+    cut: int
+    transcribe: bool
+
+
+def plan_window(
+    regions: Sequence[Region],
+    analysed: int,
+    buffered: int,
+    final: bool,
+    vad_filter: bool,
+) -> Plan | None:
+    """Decide the next piece of the buffer to transcribe, or None to wait for audio.
+
+    `regions` are the speech regions VAD found in the first `analysed` samples of a
+    buffer of `buffered` samples; a region ending before `analysed` is closed.
+    """
+    if buffered == 0:
+        return None
+    if final and buffered <= ANALYSIS_SAMPLES:
+        return Plan(buffered, transcribe=bool(regions) or not vad_filter)
+    closed = [r for r in regions if r.end < analysed]
+    cut = _pack(closed, vad_filter)
+    if cut is not None:
+        return Plan(cut, transcribe=True)
+    if not regions and analysed > KEEP_BEFORE_SPEECH and vad_filter:
+        return Plan(analysed - KEEP_BEFORE_SPEECH, transcribe=False)
+    if regions and regions[0].start > KEEP_BEFORE_SPEECH and vad_filter:
+        return Plan(regions[0].start - KEEP_BEFORE_SPEECH, transcribe=False)
+    if analysed >= WINDOW_SAMPLES and (final or not vad_filter or analysed >= ANALYSIS_SAMPLES):
+        return Plan(WINDOW_SAMPLES, transcribe=True)
+    return None
+
+
+def _pack(closed: Sequence[Region], vad_filter: bool) -> int | None:
+    """End of the last closed region that still fits one window, if any.
+
+    With VAD filtering Whisper sees only the speech, so the speech duration
+    counts; without it the whole span from the buffer start does.
+    """
+    cut: int | None = None
+    speech = 0
+    for region in closed:
+        speech += region.end - region.start
+        used = speech if vad_filter else region.end
+        if used > WINDOW_SAMPLES and cut is not None:
+            break
+        cut = region.end
+        if used > WINDOW_SAMPLES:
+            break
+    return cut

@@ -1,0 +1,1 @@
+"""Code shared by the transcriber, diarizer and orchestrator services."""

@@ -1,0 +1,111 @@
+"""Audio in the one format every whospoke stream uses: 16 kHz mono PCM.
+
+Converts between `AudioChunk` messages and float32 numpy arrays, checks that the
+chunks of a stream are contiguous, and decodes files of any container with PyAV.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from whospoke.common.errors import InvalidArgument
+from whospoke.v1 import audio_pb2
+
+SAMPLE_RATE = 16_000
+"""Samples per second of every stream."""
+
+Samples = npt.NDArray[np.float32]
+"""Mono audio at `SAMPLE_RATE`, values in [-1, 1]."""
+
+
+def seconds(num_samples: int) -> float:
+    """Duration in seconds of `num_samples` samples at `SAMPLE_RATE`."""
+    return num_samples / SAMPLE_RATE
+
+
+class ChunkReader:
+    """Validates the chunks of one stream and converts them to float32 samples.
+
+    Keeps only the expected next offset, so it is cheap whatever the stream length.
+    """
+
+    def __init__(self, field: str = "audio") -> None:
+        self._field = field
+        self.received_samples = 0
+
+    def read(self, chunk: audio_pb2.AudioChunk) -> Samples:
+        """Return the chunk's samples, or raise InvalidArgument naming the fault."""
+        data = chunk.pcm_s16le
+        if len(data) % 2:
+            raise InvalidArgument(
+                f"{self._field}.pcm_s16le: odd length {len(data)} bytes; "
+                "expected 16-bit samples"
+            )
+        if chunk.offset_samples != self.received_samples:
+            kind = "gap" if chunk.offset_samples > self.received_samples else "overlap"
+            raise InvalidArgument(
+                f"{self._field}.offset_samples: {kind} in the stream: expected "
+                f"{self.received_samples}, got {chunk.offset_samples}"
+            )
+        samples = pcm_to_float(data)
+        self.received_samples += samples.size
+        return samples
+
+    @property
+    def received_seconds(self) -> float:
+        """Duration of the audio read so far."""
+        return seconds(self.received_samples)
+
+
+def pcm_to_float(data: bytes) -> Samples:
+    """16-bit little-endian PCM bytes to float32 samples in [-1, 1)."""
+    pcm = np.frombuffer(data, dtype="<i2")
+    return pcm.astype(np.float32) / 32768.0
+
+
+def float_to_pcm(samples: Samples) -> bytes:
+    """Float samples to 16-bit little-endian PCM bytes, clipping to the range."""
+    scaled = np.clip(samples, -1.0, 32767.0 / 32768.0) * 32768.0
+    return np.round(scaled).astype("<i2").tobytes()
+
+
+def iter_chunks(
+    samples: Samples, chunk_seconds: float = 1.0
+) -> Iterator[audio_pb2.AudioChunk]:
+    """Split audio into contiguous `AudioChunk` messages of `chunk_seconds` each."""
+    step = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
+    for start in range(0, samples.size, step):
+        yield audio_pb2.AudioChunk(
+            pcm_s16le=float_to_pcm(samples[start : start + step]), offset_samples=start
+        )
+
+
+def decode_audio(source: str | Path | bytes) -> Samples:
+    """Decode the first audio track of any file FFmpeg reads to 16 kHz mono.
+
+    Raises InvalidArgument when the input is not decodable or has no audio track.
+    """
+    target = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+    try:
+        with av.open(target, mode="r") as container:
+            if not container.streams.audio:
+                raise InvalidArgument("audio: the file has no audio track")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            parts: list[npt.NDArray[np.int16]] = []
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                parts.append(out.to_ndarray().reshape(-1))
+    except av.FFmpegError as exc:
+        raise InvalidArgument(f"audio: cannot decode the input: {exc}") from exc
+    if not parts:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(parts).astype(np.float32) / 32768.0

@@ -1,0 +1,137 @@
+"""Server interceptor: errors → status codes, and per-RPC metrics, for every method.
+
+Servicers raise `WhospokeError`s and never call `context.abort` for domain errors;
+this interceptor turns them into a status (unexpected exceptions become INTERNAL,
+logged with their traceback, with no internals in the message) and counts every
+RPC by method and final code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from whospoke.common.errors import WhospokeError
+from whospoke.common.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+Behavior = Callable[..., Any]
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps each async handler with the error map and the metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        for kind, factory in _FACTORIES.items():
+            behavior = getattr(handler, kind)
+            if behavior is None:
+                continue
+            wrapped = self._wrap(behavior, method)
+            if wrapped is None:
+                return handler
+            return factory(
+                wrapped,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _wrap(self, behavior: Behavior, method: str) -> Behavior | None:
+        if inspect.isasyncgenfunction(behavior):
+            return self._wrap_stream(behavior, method)
+        if inspect.iscoroutinefunction(behavior):
+            return self._wrap_unary(behavior, method)
+        return None
+
+    def _wrap_unary(self, behavior: Behavior, method: str) -> Behavior:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            with _Observed(self._metrics, method, context) as observed:
+                try:
+                    return await behavior(request, context)
+                except BaseException as exc:
+                    await observed.fail(exc)
+                    raise
+
+        return unary
+
+    def _wrap_stream(self, behavior: Behavior, method: str) -> Behavior:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            with _Observed(self._metrics, method, context) as observed:
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                except BaseException as exc:
+                    await observed.fail(exc)
+                    raise
+
+        return stream
+
+
+class _Observed:
+    """Times one RPC, tracks it in flight, and maps its failure to a status."""
+
+    def __init__(self, metrics: Metrics, method: str, context: grpc.aio.ServicerContext) -> None:
+        self._metrics = metrics
+        self._method = method
+        self._context = context
+        self._code: grpc.StatusCode | None = None
+
+    def __enter__(self) -> _Observed:
+        self._start = time.perf_counter()
+        self._metrics.in_flight.labels(self._metrics.service, self._method).inc()
+        return self
+
+    async def fail(self, exc: BaseException) -> None:
+        """Record the code for `exc`; abort with a mapped status when it is ours."""
+        if isinstance(exc, asyncio.CancelledError):
+            self._code = grpc.StatusCode.CANCELLED
+        elif isinstance(exc, grpc.aio.AbortError):
+            self._code = self._context.code() or grpc.StatusCode.UNKNOWN
+        elif isinstance(exc, WhospokeError):
+            self._code = exc.code
+            await self._context.abort(exc.code, str(exc))
+        elif isinstance(exc, Exception):
+            logger.exception("unexpected error in %s", self._method)
+            self._code = grpc.StatusCode.INTERNAL
+            await self._context.abort(
+                grpc.StatusCode.INTERNAL, f"internal error in {self._method}; see the server log"
+            )
+
+    def __exit__(self, *exc_info: object) -> None:
+        service, method = self._metrics.service, self._method
+        code = self._code or self._context.code() or grpc.StatusCode.OK
+        self._metrics.in_flight.labels(service, method).dec()
+        self._metrics.requests.labels(service, method, _code_name(code)).inc()
+        self._metrics.latency.labels(service, method).observe(time.perf_counter() - self._start)
+
+
+def _code_name(code: object) -> str:
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return str(code)
+
+
+_FACTORIES: dict[str, Callable[..., grpc.RpcMethodHandler]] = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
