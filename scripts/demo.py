@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
-from whospoke.common.audio import decode_audio, iter_chunks  # noqa: E402
-from whospoke.common.procs import ServiceProcess  # noqa: E402
-from whospoke.common.samples import sample_path  # noqa: E402
-from whospoke.v1 import transcriber_pb2 as pb  # noqa: E402
-from whospoke.v1 import transcriber_pb2_grpc as pb_grpc  # noqa: E402
+from whospoke.common.audio import decode_audio, iter_chunks
+from whospoke.common.procs import ServiceProcess
+from whospoke.evaluation import sample_path
+from whospoke.v1 import transcriber_pb2 as pb
+from whospoke.v1 import transcriber_pb2_grpc as pb_grpc
 
 
 async def main() -> None:
@@ -27,12 +28,12 @@ async def main() -> None:
     audio = decode_audio(sample_path())
     with console.status("starting whospoke-transcriber (Whisper base, embedded)..."):
         service = ServiceProcess.start("transcriber", [])
-        await service.wait_serving(timeout=300)
+        await service.wait_serving(within=300)
     try:
         async with service.channel() as channel:
             stub = pb_grpc.TranscriberStub(channel)
 
-            async def requests() -> object:
+            async def requests() -> AsyncIterator[pb.TranscribeRequest]:
                 yield pb.TranscribeRequest(config=pb.TranscriptionConfig())
                 for chunk in iter_chunks(audio, 1.0):
                     yield pb.TranscribeRequest(audio=chunk)

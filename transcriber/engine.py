@@ -17,19 +17,22 @@ from typing import Any
 import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
+from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from transcriber.config import ModelConfig
+from transcriber.domain import EngineInfo, Segment, TranscriptionOptions, Word
+from transcriber.windows import ANALYSIS_SAMPLES, Region, plan_window
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
 from whospoke.common.errors import InvalidArgument, Unavailable
 from whospoke.common.models import resolve_whisper
-from transcriber.config import ModelConfig
-from transcriber.domain import EngineInfo, Segment, TranscriptionOptions, Word
-from transcriber.windows import ANALYSIS_SAMPLES, Plan, Region, plan_window
 
 logger = logging.getLogger(__name__)
 
 PLANNING_VAD = VadOptions(min_silence_duration_ms=1000, max_speech_duration_s=28)
-"""VAD settings for finding cut points: a region closes after 1 s of silence."""
+"""VAD settings: a region closes after 1 s of silence; long ones split before 30 s."""
+END_PADDING = np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.float32)
+"""Silence appended (for VAD only) at the end of a stream so its last region closes."""
 PROMPT_CHARS = 800
 """Text carried to the next piece as context (Whisper keeps ~223 tokens)."""
 
@@ -157,11 +160,19 @@ class WhisperSession:
     def run(self, final: bool, stop: threading.Event) -> Iterator[Segment]:
         while not stop.is_set():
             buffer = self._snapshot()
-            plan = self._plan(buffer, final)
+            regions = self._speech(buffer, final)
+            plan = plan_window(
+                regions,
+                min(buffer.size, ANALYSIS_SAMPLES),
+                buffer.size,
+                final,
+                self._options.vad_filter,
+            )
             if plan is None:
                 return
             if plan.transcribe:
-                yield from self._transcribe(buffer[: plan.cut], stop)
+                inside = [r for r in regions if r.end <= plan.cut]
+                yield from self._transcribe(buffer[: plan.cut], inside, stop)
             if stop.is_set():
                 return
             self._drop(plan.cut)
@@ -180,18 +191,33 @@ class WhisperSession:
             self._buffered -= count
             self._committed += count
 
-    def _plan(self, buffer: Samples, final: bool) -> Plan | None:
-        analysed = buffer[:ANALYSIS_SAMPLES]
-        regions = [
-            Region(r["start"], r["end"]) for r in get_speech_timestamps(analysed, PLANNING_VAD)
-        ]
-        return plan_window(
-            regions, analysed.size, buffer.size, final, self._options.vad_filter
-        )
+    def _speech(self, buffer: Samples, final: bool) -> list[Region]:
+        """Speech regions of the analysed part of the buffer.
 
-    def _transcribe(self, audio: Samples, stop: threading.Event) -> Iterator[Segment]:
+        At the end of the stream the audio is padded with silence for VAD, so the
+        last region ends where its speech does rather than at the end of the audio.
+        """
+        analysed = buffer[:ANALYSIS_SAMPLES]
+        closing = final and buffer.size <= ANALYSIS_SAMPLES
+        padded = np.concatenate([analysed, END_PADDING]) if closing else analysed
+        return [
+            Region(r["start"], min(r["end"], analysed.size))
+            for r in get_speech_timestamps(padded, PLANNING_VAD)
+            if r["start"] < analysed.size
+        ]
+
+    def _transcribe(
+        self, audio: Samples, regions: list[Region], stop: threading.Event
+    ) -> Iterator[Segment]:
+        """Decode `audio`; with VAD, only its speech regions, joined as faster-whisper does."""
         options = self._options
         prompt = " ".join(p for p in (options.initial_prompt, self._history) if p)
+        chunks = [{"start": r.start, "end": r.end} for r in regions]
+        import os
+
+        own = os.environ.get("OWNVAD") == "1"
+        if options.vad_filter and own:
+            audio = np.concatenate([audio[r.start : r.end] for r in regions])
         segments, info = self._model.transcribe(
             audio,
             language=self._language or None,
@@ -200,8 +226,11 @@ class WhisperSession:
             word_timestamps=options.word_timestamps,
             initial_prompt=prompt[-PROMPT_CHARS:] or None,
             hotwords=options.hotwords,
-            vad_filter=options.vad_filter,
+            vad_filter=options.vad_filter and not own,
+            condition_on_previous_text=False,
         )
+        if options.vad_filter and own:
+            segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE)
         if not self._language:
             self._language = info.language
             self._language_probability = float(info.language_probability)
@@ -230,6 +259,3 @@ class WhisperSession:
         )
         self._next_index += 1
         return segment
-
-
-

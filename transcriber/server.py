@@ -9,28 +9,38 @@ loop runs the session in a worker thread whenever new audio has arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any, TypeAlias
 
 import grpc
 
-from whospoke.common.audio import ChunkReader
-from whospoke.common.errors import InvalidArgument, Unavailable
-from whospoke.common.limiter import Limiter
-from whospoke.common.metrics import Metrics
-from whospoke.common.threads import iterate_in_thread
-from whospoke.v1 import transcriber_pb2 as pb
-from whospoke.v1 import transcriber_pb2_grpc as pb_grpc
+from transcriber.config import TranscriberConfig
 from transcriber.domain import (
     Segment,
     TranscriptionEngine,
     TranscriptionOptions,
     TranscriptionSession,
 )
+from whospoke.common.audio import ChunkReader
+from whospoke.common.errors import InvalidArgument, Unavailable
+from whospoke.common.limiter import Limiter
+from whospoke.common.metrics import Metrics
+from whospoke.common.server import ServiceSpec
+from whospoke.common.threads import iterate_in_thread
+from whospoke.v1 import transcriber_pb2 as pb
+from whospoke.v1 import transcriber_pb2_grpc as pb_grpc
 
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Transcriber"].full_name
 MAX_BEAM_SIZE = 20
-_TASKS = {pb.TASK_UNSPECIFIED: "transcribe", pb.TASK_TRANSCRIBE: "transcribe",
-          pb.TASK_TRANSLATE: "translate"}
+_TASKS = {
+    pb.TASK_UNSPECIFIED: "transcribe",
+    pb.TASK_TRANSCRIBE: "transcribe",
+    pb.TASK_TRANSLATE: "translate",
+}
 
 
 class TranscriberServicer(pb_grpc.TranscriberServicer):
@@ -52,7 +62,7 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
         self._max_buffer_seconds = max_buffer_seconds
 
     async def GetInfo(
-        self, request: pb.GetTranscriberInfoRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetTranscriberInfoRequest, context: Context
     ) -> pb.TranscriberInfo:
         info = self._engine.info()
         return pb.TranscriberInfo(
@@ -71,7 +81,7 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
     async def Transcribe(
         self,
         request_iterator: AsyncIterator[pb.TranscribeRequest],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> AsyncIterator[pb.TranscribeResponse]:
         requests = aiter(request_iterator)
         first = await anext(requests, None)
@@ -87,9 +97,7 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
             async with feeder.running():
                 while True:
                     final = await feeder.wait_for_audio()
-                    async for segment in iterate_in_thread(
-                        lambda stop: session.run(final, stop)
-                    ):
+                    async for segment in iterate_in_thread(partial(session.run, final)):
                         count += 1
                         yield pb.TranscribeResponse(segment=segment_to_pb(segment))
                     feeder.drained()
@@ -151,7 +159,9 @@ def segment_to_pb(segment: Segment) -> pb.TranscriptSegment:
         end_seconds=segment.end,
         text=segment.text,
         words=[
-            pb.Word(start_seconds=w.start, end_seconds=w.end, text=w.text, probability=w.probability)
+            pb.Word(
+                start_seconds=w.start, end_seconds=w.end, text=w.text, probability=w.probability
+            )
             for w in segment.words
         ],
         avg_logprob=segment.avg_logprob,
@@ -227,7 +237,27 @@ class _Running:
         task = self._feeder._task
         if task is not None and not task.done():
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass
+
+
+def build_spec(
+    config: TranscriberConfig, engine: TranscriptionEngine, metrics: Metrics
+) -> ServiceSpec:
+    """Wire an engine into a servicer; tests pass a fake engine here."""
+    limiter = Limiter(
+        config.max_concurrent_streams, config.max_queued_streams, on_change=metrics.set_load
+    )
+    servicer = TranscriberServicer(
+        engine,
+        limiter,
+        metrics,
+        model_name=config.model.model,
+        default_beam_size=config.model.default_beam_size,
+        max_buffer_seconds=config.max_buffer_seconds,
+    )
+
+    def register(server: grpc.aio.Server) -> None:
+        pb_grpc.add_TranscriberServicer_to_server(servicer, server)
+
+    return ServiceSpec("transcriber", [SERVICE_NAME], register, engine.load)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -44,8 +45,7 @@ class ChunkReader:
         data = chunk.pcm_s16le
         if len(data) % 2:
             raise InvalidArgument(
-                f"{self._field}.pcm_s16le: odd length {len(data)} bytes; "
-                "expected 16-bit samples"
+                f"{self._field}.pcm_s16le: odd length {len(data)} bytes; expected 16-bit samples"
             )
         if chunk.offset_samples != self.received_samples:
             kind = "gap" if chunk.offset_samples > self.received_samples else "overlap"
@@ -75,11 +75,9 @@ def float_to_pcm(samples: Samples) -> bytes:
     return np.round(scaled).astype("<i2").tobytes()
 
 
-def iter_chunks(
-    samples: Samples, chunk_seconds: float = 1.0
-) -> Iterator[audio_pb2.AudioChunk]:
+def iter_chunks(samples: Samples, chunk_seconds: float = 1.0) -> Iterator[audio_pb2.AudioChunk]:
     """Split audio into contiguous `AudioChunk` messages of `chunk_seconds` each."""
-    step = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
+    step = max(1, round(chunk_seconds * SAMPLE_RATE))
     for start in range(0, samples.size, step):
         yield audio_pb2.AudioChunk(
             pcm_s16le=float_to_pcm(samples[start : start + step]), offset_samples=start
@@ -98,7 +96,7 @@ def decode_audio(source: str | Path | bytes) -> Samples:
                 raise InvalidArgument("audio: the file has no audio track")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            parts: list[npt.NDArray[np.int16]] = []
+            parts: list[npt.NDArray[Any]] = []
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().reshape(-1))

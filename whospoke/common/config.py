@@ -94,9 +94,7 @@ def add_server_flags(parser: EnvParser, port: int, metrics_port: int) -> None:
     parser.flag("tls-client-ca", "", "PEM CA bundle; when set, clients must present a cert")
     parser.flag("grace-seconds", 10.0, "time in-flight calls get to finish on SIGTERM", type=float)
     parser.flag("max-message-bytes", 8 * MiB, "largest gRPC message accepted or sent", type=int)
-    parser.flag(
-        "log-level", "INFO", "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
+    parser.flag("log-level", "INFO", "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:

@@ -13,7 +13,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -23,6 +23,8 @@ from whospoke.common.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 Behavior = Callable[..., Any]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
@@ -33,9 +35,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -62,7 +64,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return None
 
     def _wrap_unary(self, behavior: Behavior, method: str) -> Behavior:
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def unary(request: Any, context: Context) -> Any:
             with _Observed(self._metrics, method, context) as observed:
                 try:
                     return await behavior(request, context)
@@ -73,7 +75,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return unary
 
     def _wrap_stream(self, behavior: Behavior, method: str) -> Behavior:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             with _Observed(self._metrics, method, context) as observed:
                 try:
                     async for response in behavior(request, context):
@@ -88,7 +90,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 class _Observed:
     """Times one RPC, tracks it in flight, and maps its failure to a status."""
 
-    def __init__(self, metrics: Metrics, method: str, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, metrics: Metrics, method: str, context: Context) -> None:
         self._metrics = metrics
         self._method = method
         self._context = context
@@ -125,11 +127,11 @@ class _Observed:
 
 def _code_name(code: object) -> str:
     if isinstance(code, grpc.StatusCode):
-        return code.name
+        return str(code.name)
     return str(code)
 
 
-_FACTORIES: dict[str, Callable[..., grpc.RpcMethodHandler]] = {
+_FACTORIES: dict[str, Callable[..., Handler]] = {
     "unary_unary": grpc.unary_unary_rpc_method_handler,
     "unary_stream": grpc.unary_stream_rpc_method_handler,
     "stream_unary": grpc.stream_unary_rpc_method_handler,

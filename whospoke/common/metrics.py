@@ -76,9 +76,7 @@ class Metrics:
         """Count a finished job's audio and its real-time factor."""
         self.audio_seconds.labels(self.service).inc(audio_seconds)
         if audio_seconds > 0:
-            self.real_time_factor.labels(self.service).observe(
-                processing_seconds / audio_seconds
-            )
+            self.real_time_factor.labels(self.service).observe(processing_seconds / audio_seconds)
 
     def set_load(self, running: int, queued: int) -> None:
         """Limiter callback: publish running and queued job counts."""

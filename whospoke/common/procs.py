@@ -45,7 +45,7 @@ class ServiceProcess:
         cls, name: str, args: Sequence[str], port: int = 0, metrics_port: int = 0
     ) -> ServiceProcess:
         port = port or free_port()
-        log = tempfile.NamedTemporaryFile(prefix=f"whospoke-{name}-", suffix=".log", delete=False)
+        fd, log_name = tempfile.mkstemp(prefix=f"whospoke-{name}-", suffix=".log")
         command = [
             sys.executable,
             "-m",
@@ -57,8 +57,9 @@ class ServiceProcess:
             *args,
         ]
         env = {**os.environ, "PYANNOTE_METRICS_ENABLED": "false"}
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        return cls(name, port, metrics_port, process, Path(log.name))
+        with os.fdopen(fd, "wb") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return cls(name, port, metrics_port, process, Path(log_name))
 
     @property
     def address(self) -> str:
@@ -70,9 +71,9 @@ class ServiceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    async def wait_serving(self, timeout: float) -> None:
+    async def wait_serving(self, within: float) -> None:
         """Poll the standard health service until SERVING, or raise with the log."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         async with self.channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
@@ -85,7 +86,7 @@ class ServiceProcess:
                 except grpc.aio.AioRpcError:
                     pass
                 await asyncio.sleep(0.2)
-        raise TimeoutError(f"{self.name} not SERVING after {timeout} s:\n{self.log()}")
+        raise TimeoutError(f"{self.name} not SERVING after {within} s:\n{self.log()}")
 
     def stop(self, timeout: float = 15) -> int:
         """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""

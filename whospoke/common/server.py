@@ -115,9 +115,7 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 async def serve(config: ServerConfig, spec: ServiceSpec, metrics: Metrics) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks; each script rewrites its section of BENCHMARKS.md."""

@@ -1,0 +1,38 @@
+"""Machine facts and the BENCHMARKS.md section writer shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+HEADER = "# Benchmarks\n\nWritten by the scripts in `bench/`; rerun them to refresh a section.\n"
+
+
+def machine() -> str:
+    """One line naming the CPU, cores and the versions that matter."""
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        cpu = match.group(1).strip() if match else cpu
+    packages = ", ".join(
+        f"{name} {version(name)}" for name in ("faster-whisper", "ctranslate2", "grpcio")
+    )
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {packages}"
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section `## name` of BENCHMARKS.md."""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
+    section = f"## {name}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    BENCHMARKS.write_text(text)

@@ -1,0 +1,150 @@
+"""The faster-whisper engine with the real embedded models on real speech.
+
+Accuracy is scored with jiwer on normalised text against the references that ship
+with pyannote.audio (sample.stm) and Debian's Asterisk prompts; the incremental
+session is compared with faster-whisper transcribing the whole file at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from transcriber.config import ModelConfig
+from transcriber.domain import Segment, TranscriptionOptions
+from transcriber.engine import FasterWhisperEngine, WhisperSession
+from whospoke.common.audio import SAMPLE_RATE, Samples
+from whospoke.common.errors import InvalidArgument
+from whospoke.evaluation import (
+    asterisk_available,
+    asterisk_recording,
+    sample_transcript,
+    sample_turns,
+    word_error_rate,
+)
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture(scope="module")
+def tiny() -> FasterWhisperEngine:
+    engine = FasterWhisperEngine(ModelConfig(model="tiny.en", cpu_threads=2))
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="module")
+def base() -> FasterWhisperEngine:
+    engine = FasterWhisperEngine(ModelConfig(model="base", cpu_threads=2))
+    engine.load()
+    return engine
+
+
+def stream(
+    session: WhisperSession, audio: Samples, chunk_seconds: float = 1.0
+) -> Iterator[tuple[float, Segment]]:
+    """Feed audio chunk by chunk, transcribing after each; yield (audio sent, segment)."""
+    step = int(chunk_seconds * SAMPLE_RATE)
+    stop = threading.Event()
+    for start in range(0, audio.size, step):
+        session.push(audio[start : start + step])
+        sent = min(audio.size, start + step) / SAMPLE_RATE
+        for segment in session.run(False, stop):
+            yield sent, segment
+        assert session.buffered_seconds <= 61
+    for segment in session.run(True, stop):
+        yield audio.size / SAMPLE_RATE, segment
+
+
+def whole_file_text(engine: FasterWhisperEngine, audio: Samples, language: str | None) -> str:
+    segments, _ = engine.model.transcribe(audio, language=language, vad_filter=True)
+    return "".join(s.text for s in segments)
+
+
+def streamed_text(engine: FasterWhisperEngine, audio: Samples, language: str | None) -> str:
+    session = engine.open_session(TranscriptionOptions(language=language))
+    return "".join(segment.text for _, segment in stream(session, audio))
+
+
+@pytest.mark.parametrize("model", ["tiny", "base"])
+def test_sample_wer_matches_whole_file(
+    model: str, request: pytest.FixtureRequest, sample_audio: Samples
+) -> None:
+    engine: FasterWhisperEngine = request.getfixturevalue(model)
+    reference = sample_transcript()
+    streamed = word_error_rate(reference, streamed_text(engine, sample_audio, None))
+    whole = word_error_rate(reference, whole_file_text(engine, sample_audio, None))
+    assert streamed <= 0.25
+    assert streamed <= whole + 0.03
+
+
+def test_words_fall_inside_reference_turns(
+    tiny: FasterWhisperEngine, sample_audio: Samples
+) -> None:
+    session = tiny.open_session(TranscriptionOptions())
+    words = [w for _, segment in stream(session, sample_audio) for w in segment.words]
+    assert len(words) >= 60
+    turns = sample_turns()
+    inside = [
+        any(start - 0.5 <= (w.start + w.end) / 2 <= end + 0.5 for start, end, _ in turns)
+        for w in words
+    ]
+    assert sum(inside) / len(words) >= 0.9
+    assert all(w.start <= w.end for w in words)
+    assert all(0.0 <= w.probability <= 1.0 for w in words)
+
+
+def test_timestamps_are_absolute(tiny: FasterWhisperEngine, sample_audio: Samples) -> None:
+    silence = np.zeros(20 * SAMPLE_RATE, dtype=np.float32)
+    plain = tiny.open_session(TranscriptionOptions())
+    shifted = tiny.open_session(TranscriptionOptions())
+    first = next(s for _, s in stream(plain, sample_audio))
+    later = next(s for _, s in stream(shifted, np.concatenate([silence, sample_audio])))
+    assert later.start == pytest.approx(first.start + 20, abs=0.5)
+    assert later.index == 0
+
+
+def test_first_segment_arrives_long_before_the_end(tiny: FasterWhisperEngine) -> None:
+    if not asterisk_available("en"):
+        pytest.skip("Debian asterisk-core-sounds-en(-wav) not installed")
+    recording = asterisk_recording("en", count=16)
+    session = tiny.open_session(TranscriptionOptions(language="en"))
+    results = list(stream(session, recording.audio))
+    duration = recording.audio.size / SAMPLE_RATE
+    assert duration > 120
+    assert results[0][0] < 15
+    assert sum(1 for sent, _ in results if sent < duration) > len(results) // 2
+    assert [s.index for _, s in results] == list(range(len(results)))
+    assert word_error_rate(recording.transcript, "".join(s.text for _, s in results)) < 0.2
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "es"])
+def test_asterisk_wer_matches_whole_file(base: FasterWhisperEngine, language: str) -> None:
+    if not asterisk_available(language):
+        pytest.skip(f"Debian asterisk-core-sounds-{language}(-wav) not installed")
+    recording = asterisk_recording(language, count=16)
+    streamed = word_error_rate(recording.transcript, streamed_text(base, recording.audio, language))
+    whole = word_error_rate(recording.transcript, whole_file_text(base, recording.audio, language))
+    assert streamed <= whole + 0.03, (streamed, whole)
+
+
+def test_language_is_detected(base: FasterWhisperEngine, sample_audio: Samples) -> None:
+    session = base.open_session(TranscriptionOptions())
+    list(stream(session, sample_audio))
+    language, probability = session.language
+    assert language == "en" and probability > 0.5
+
+
+def test_validation_names_the_field(tiny: FasterWhisperEngine, base: FasterWhisperEngine) -> None:
+    with pytest.raises(InvalidArgument, match=r"config\.language: unknown"):
+        base.validate(TranscriptionOptions(language="xx"))
+    with pytest.raises(InvalidArgument, match=r"config\.task: .* English-only"):
+        tiny.validate(TranscriptionOptions(task="translate"))
+    with pytest.raises(InvalidArgument, match=r"config\.language"):
+        tiny.validate(TranscriptionOptions(language="fr"))
+    base.validate(TranscriptionOptions(language="fr", task="translate"))
+    assert tiny.info().languages == ("en",) and not tiny.info().multilingual
+    assert "fr" in base.info().languages and base.info().compute_type == "int8"
