@@ -7,10 +7,12 @@ codes and messages, queueing, cancellation, health, reflection and metrics.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -80,7 +82,10 @@ async def call(
 
 
 async def expect_error(
-    stub: pb_grpc.TranscriberAsyncStub, requests: Iterable[Request], code: grpc.StatusCode, text: str
+    stub: pb_grpc.TranscriberAsyncStub,
+    requests: Iterable[Request],
+    code: grpc.StatusCode,
+    text: str,
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(stub, requests)
@@ -242,3 +247,57 @@ async def _until(predicate: object, within: float = 5.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost, made at test time."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_tls_serves_encrypted_connections(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    settings = TranscriberConfig(
+        server=ServerConfig(port=0, tls_cert=str(cert), tls_key=str(key)),
+        model=ModelConfig(model="fake"),
+    )
+    metrics = Metrics("transcriber")
+    running = await start_server(
+        settings.server, build_spec(settings, FakeEngine(), metrics), metrics
+    )
+    await running.set_serving(True)
+    try:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        async with grpc.aio.secure_channel(f"localhost:{running.port}", credentials) as channel:
+            stub = pb_grpc.TranscriberStub(channel)
+            assert (await call(stub, [config(), *audio(1)]))[-1].summary.segment_count == 1
+        async with grpc.aio.insecure_channel(f"localhost:{running.port}") as plain:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await pb_grpc.TranscriberStub(plain).GetInfo(
+                    pb.GetTranscriberInfoRequest(), timeout=2
+                )
+    finally:
+        await running.stop(0)

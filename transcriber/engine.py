@@ -1,10 +1,13 @@
 """faster-whisper behind the `TranscriptionEngine` protocol, transcribing incrementally.
 
 Each stream buffers audio; `run` asks the window planner what part of the buffer
-is ready (cut in VAD-confirmed silence), transcribes it, and drops it. Whisper's
-context carries over between pieces through the prompt (the tail of the text so
-far), as it does across windows of a whole file, and the language detected on
-the first piece is kept for the rest of the stream.
+is ready (cut in VAD-confirmed silence), transcribes it, and drops it. Pieces
+start and end at utterance boundaries, so each is decoded on its own: the
+client's initial prompt conditions every piece, but the text of earlier pieces
+does not. Carrying it over (as text or as tokens) made Whisper repeat earlier
+phrases on repetitive speech and cost several points of WER on the Asterisk
+prompts; without it the stream matches whole-file accuracy (BENCHMARKS.md). The
+language detected on the first piece is kept for the rest of the stream.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from typing import Any
 import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
-from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from transcriber.config import ModelConfig
@@ -31,10 +33,12 @@ logger = logging.getLogger(__name__)
 
 PLANNING_VAD = VadOptions(min_silence_duration_ms=1000, max_speech_duration_s=28)
 """VAD settings: a region closes after 1 s of silence; long ones split before 30 s."""
+SPEECH_PAD = PLANNING_VAD.speech_pad_ms * SAMPLE_RATE // 1000
+"""Samples of padding VAD adds after the last speech frame of a region."""
+TAIL_TOLERANCE = 0.5
+"""Seconds before the end of speech at which a decoded segment counts as the last."""
 END_PADDING = np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.float32)
 """Silence appended (for VAD only) at the end of a stream so its last region closes."""
-PROMPT_CHARS = 800
-"""Text carried to the next piece as context (Whisper keeps ~223 tokens)."""
 
 
 def resolve_device(device: str) -> str:
@@ -131,7 +135,6 @@ class WhisperSession:
         self._received = 0
         self._committed = 0
         self._next_index = 0
-        self._history = ""
         self._language = options.language or ""
         self._language_probability = 1.0 if options.language else 0.0
 
@@ -209,37 +212,35 @@ class WhisperSession:
     def _transcribe(
         self, audio: Samples, regions: list[Region], stop: threading.Event
     ) -> Iterator[Segment]:
-        """Decode `audio`; with VAD, only its speech regions, joined as faster-whisper does."""
-        options = self._options
-        prompt = " ".join(p for p in (options.initial_prompt, self._history) if p)
-        chunks = [{"start": r.start, "end": r.end} for r in regions]
-        import os
+        """Decode one piece with faster-whisper's own VAD filter, as for a whole file.
 
-        own = os.environ.get("OWNVAD") == "1"
-        if options.vad_filter and own:
-            audio = np.concatenate([audio[r.start : r.end] for r in regions])
+        Within the piece the decoder does not condition on its own output, which
+        avoids Whisper's repetition loops on repetitive speech. A piece ends in
+        silence: once the text reaches the end of the last speech region, decoding
+        the rest costs temperature fallbacks and yields invented words, so the
+        segment generator is not asked for more.
+        """
+        options = self._options
         segments, info = self._model.transcribe(
             audio,
             language=self._language or None,
             task=options.task,
             beam_size=options.beam_size,
             word_timestamps=options.word_timestamps,
-            initial_prompt=prompt[-PROMPT_CHARS:] or None,
+            initial_prompt=options.initial_prompt,
             hotwords=options.hotwords,
-            vad_filter=options.vad_filter and not own,
+            vad_filter=options.vad_filter,
             condition_on_previous_text=False,
         )
-        if options.vad_filter and own:
-            segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE)
         if not self._language:
             self._language = info.language
             self._language_probability = float(info.language_probability)
+        speech_end = seconds(regions[-1].end - SPEECH_PAD) if regions else seconds(audio.size)
         offset = seconds(self._committed)
         for raw in segments:
             segment = self._convert(raw, offset)
-            self._history = (self._history + segment.text)[-PROMPT_CHARS:]
             yield segment
-            if stop.is_set():
+            if stop.is_set() or raw.end >= speech_end - TAIL_TOLERANCE:
                 return
 
     def _convert(self, raw: Any, offset: float) -> Segment:

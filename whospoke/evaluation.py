@@ -97,15 +97,25 @@ def asterisk_recording(
     )
 
 
-def normalise(text: str) -> str:
-    """Lower case, no accents, no punctuation, single spaces: fair across languages."""
+NUMBER_WORDS = {
+    "en": "zero one two three four five six seven eight nine ten",
+    "fr": "zero un deux trois quatre cinq six sept huit neuf dix",
+    "es": "cero uno dos tres cuatro cinco seis siete ocho nueve diez",
+}
+"""Digits Whisper writes where the reference spells the number (accents removed)."""
+
+
+def normalise(text: str, language: str = "en") -> str:
+    """Lower case, no accents, no punctuation, small numbers spelled: fair across languages."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^\w\s']|_", " ", plain).replace("'", " ").split())
+    words = re.sub(r"[^\w\s']|_", " ", plain).replace("'", " ").split()
+    spelled = NUMBER_WORDS.get(language, NUMBER_WORDS["en"]).split()
+    return " ".join(spelled[int(w)] if w.isdigit() and int(w) <= 10 else w for w in words)
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
+def word_error_rate(reference: str, hypothesis: str, language: str = "en") -> float:
     """WER of normalised texts (jiwer)."""
     import jiwer
 
-    return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
+    return float(jiwer.wer(normalise(reference, language), normalise(hypothesis, language)))

@@ -1,0 +1,59 @@
+"""Flags with environment fallbacks, and the embedded model resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from transcriber.config import load_config
+from whospoke.common import models
+from whospoke.common.errors import FailedPrecondition
+
+
+def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_config([]).model.model == "base"
+    monkeypatch.setenv("WHOSPOKE_TRANSCRIBER_MODEL", "tiny.en")
+    monkeypatch.setenv("WHOSPOKE_TRANSCRIBER_MAX_QUEUED_STREAMS", "3")
+    config = load_config([])
+    assert config.model.model == "tiny.en" and config.max_queued_streams == 3
+    assert load_config(["--model", "small"]).model.model == "small"
+
+
+def test_invalid_limits_are_refused() -> None:
+    with pytest.raises(SystemExit):
+        load_config(["--max-buffer-seconds", "10"])
+    with pytest.raises(SystemExit):
+        load_config(["--tls-cert", "cert.pem"])
+
+
+def test_embedded_models_resolve_offline(tmp_path: Path) -> None:
+    tiny = models.resolve_whisper("tiny.en")
+    assert tiny.embedded and (Path(tiny.location) / "model.bin").is_file()
+    base = models.resolve_whisper("base", cache=tmp_path)
+    model_bin = Path(base.location) / "model.bin"
+    assert model_bin.stat().st_size == models.WHISPER_BASE_SIZE
+    assert {p.name for p in Path(base.location).iterdir()} == {
+        "model.bin",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.txt",
+    }
+    mtime = model_bin.stat().st_mtime_ns
+    assert models.resolve_whisper("base", cache=tmp_path) == base
+    assert model_bin.stat().st_mtime_ns == mtime  # reused, not joined again
+
+
+def test_checksum_mismatch_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(models, "WHISPER_BASE_SHA256", "0" * 64)
+    with pytest.raises(FailedPrecondition, match="checksum mismatch"):
+        models.resolve_whisper("base", cache=tmp_path)
+    assert not list(tmp_path.rglob("model.bin*"))
+    assert not list(tmp_path.rglob(".model.bin*"))
+
+
+def test_other_names_and_directories_pass_through(tmp_path: Path) -> None:
+    assert models.resolve_whisper("large-v3") == models.ResolvedModel("large-v3", "large-v3", False)
+    assert models.resolve_whisper(str(tmp_path)).location == str(tmp_path.resolve())

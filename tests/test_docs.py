@@ -1,0 +1,39 @@
+"""The README documents every flag, and the compose file is well formed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from transcriber.config import parser
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's `!reset` tag (drops an inherited value)."""
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: None)
+
+
+def test_readme_documents_every_transcriber_flag() -> None:
+    readme = (ROOT / "README.md").read_text()
+    p = parser()
+    missing = [env for env in p.env_vars.values() if f"`{env}`" not in readme]
+    assert not missing, f"add these to the README configuration table: {missing}"
+
+
+def test_compose_services_have_grpc_healthchecks_and_gpu_reservations() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    transcriber = compose["services"]["transcriber"]
+    assert "whospoke.common.healthcheck" in transcriber["healthcheck"]["test"]
+    devices = transcriber["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert "prometheus" in compose["services"]
+    cpu = yaml.load((ROOT / "docker-compose.cpu.yml").read_text(), ComposeLoader)
+    assert cpu["services"]["transcriber"]["environment"]["WHOSPOKE_TRANSCRIBER_DEVICE"] == "cpu"
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert "transcriber:9461" in targets
