@@ -52,6 +52,7 @@ protos: venv
 
 bench: venv testdata
 	$(BIN)/python bench/transcriber_bench.py
+	$(BIN)/python bench/transcriber_accuracy.py
 
 bench-quick: venv testdata
 	$(BIN)/python bench/transcriber_bench.py --quick
