@@ -48,6 +48,7 @@ def load_segmentation(checkpoint: str = "", token: str | None = None) -> Model:
     model = Model.from_pretrained(source, token=token, strict=False)
     if model is None:
         raise FailedPrecondition(f"cannot load the segmentation model {source!r}")
+    model.eval()
     return model
 
 
