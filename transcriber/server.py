@@ -8,8 +8,6 @@ loop runs the session in a worker thread whenever new audio has arrived.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from functools import partial
@@ -22,10 +20,9 @@ from transcriber.domain import (
     Segment,
     TranscriptionEngine,
     TranscriptionOptions,
-    TranscriptionSession,
 )
-from whospoke.common.audio import ChunkReader
 from whospoke.common.errors import InvalidArgument, Unavailable
+from whospoke.common.feeder import AudioFeeder
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
@@ -92,9 +89,10 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
         async with self._limiter.ticket():
             started = time.perf_counter()
             session = self._engine.open_session(options)
-            feeder = _Feeder(requests, session, self._max_buffer_seconds)
             count = 0
-            async with feeder.running():
+            async with AudioFeeder(
+                requests, session, self._max_buffer_seconds, "TranscribeRequest"
+            ) as feeder:
                 while True:
                     final = await feeder.wait_for_audio()
                     async for segment in iterate_in_thread(partial(session.run, final)):
@@ -168,77 +166,6 @@ def segment_to_pb(segment: Segment) -> pb.TranscriptSegment:
         no_speech_prob=segment.no_speech_prob,
         compression_ratio=segment.compression_ratio,
     )
-
-
-class _Feeder:
-    """Reads audio requests into the session in a task of its own."""
-
-    def __init__(
-        self,
-        requests: AsyncIterator[pb.TranscribeRequest],
-        session: TranscriptionSession,
-        max_buffer_seconds: float,
-    ) -> None:
-        self._requests = requests
-        self._session = session
-        self._max_buffer = max_buffer_seconds
-        self._reader = ChunkReader("audio")
-        self._ended = False
-        self._seen = 0
-        self._arrived = asyncio.Event()
-        self._room = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def running(self) -> _Running:
-        return _Running(self)
-
-    async def _read(self) -> None:
-        try:
-            async for request in self._requests:
-                if request.WhichOneof("request") != "audio":
-                    raise InvalidArgument(
-                        "config: sent twice; only the first TranscribeRequest carries it"
-                    )
-                self._session.push(self._reader.read(request.audio))
-                self._arrived.set()
-                while self._session.buffered_seconds > self._max_buffer:
-                    self._room.clear()
-                    await self._room.wait()
-        finally:
-            self._ended = True
-            self._arrived.set()
-
-    async def wait_for_audio(self) -> bool:
-        """Wait for audio not yet planned; True once the request stream has ended."""
-        while True:
-            assert self._task is not None
-            if self._task.done():
-                self._task.result()  # re-raise a reading error
-            if self._ended:
-                return True
-            if self._reader.received_samples > self._seen:
-                self._seen = self._reader.received_samples
-                return False
-            self._arrived.clear()
-            await self._arrived.wait()
-
-    def drained(self) -> None:
-        self._room.set()
-
-
-class _Running:
-    def __init__(self, feeder: _Feeder) -> None:
-        self._feeder = feeder
-
-    async def __aenter__(self) -> None:
-        self._feeder._task = asyncio.create_task(self._feeder._read())
-
-    async def __aexit__(self, *exc: object) -> None:
-        task = self._feeder._task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
 
 def build_spec(
