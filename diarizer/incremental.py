@@ -76,6 +76,11 @@ class IncrementalDiarizer:
         return self._received
 
     @property
+    def buffered_samples(self) -> int:
+        """Audio held for windows not yet analysed."""
+        return self._buffer.size
+
+    @property
     def analysed_samples(self) -> int:
         return min(self._received, self._next_window * self._step + WINDOW_SAMPLES)
 

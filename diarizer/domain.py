@@ -1,0 +1,85 @@
+"""The diarizer's domain types and the engine interface the servicer depends on."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from whospoke.common.audio import Samples
+
+
+@dataclass(frozen=True)
+class DiarizationOptions:
+    """Options of one stream, validated."""
+
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    start: float
+    end: float
+    speaker: str
+
+
+@dataclass(frozen=True)
+class SpeakerInfo:
+    speaker: str
+    speech_seconds: float
+    embedding: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class DiarizationOutput:
+    turns: tuple[Turn, ...]
+    exclusive_turns: tuple[Turn, ...]
+    speakers: tuple[SpeakerInfo, ...]
+
+
+@dataclass(frozen=True)
+class DiarizerEngineInfo:
+    segmentation_model: str
+    embedding_model: str
+    device: str
+    clustering_method: str
+    clustering_threshold: float
+    min_cluster_size: int
+    window_step_seconds: float
+
+
+class DiarizationSession(Protocol):
+    """One stream's state. `push` runs on the event loop; `run`/`finish` in a worker thread."""
+
+    @property
+    def received_seconds(self) -> float: ...
+
+    @property
+    def analysed_seconds(self) -> float: ...
+
+    @property
+    def buffered_seconds(self) -> float: ...
+
+    def push(self, samples: Samples) -> None: ...
+
+    def run(self, final: bool, stop: threading.Event) -> Iterator[float]:
+        """Analyse every window whose audio is complete; yields seconds analysed."""
+        ...
+
+    def finish(self) -> DiarizationOutput:
+        """Cluster and build the turns (after the last `run(final=True)`)."""
+        ...
+
+
+class DiarizationEngine(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    def load(self) -> None: ...
+
+    def info(self) -> DiarizerEngineInfo: ...
+
+    def open_session(self, options: DiarizationOptions) -> DiarizationSession: ...

@@ -1,0 +1,143 @@
+"""pyannote.audio models behind the `DiarizationEngine` protocol.
+
+Models load once, on the configured device. With `--device auto` a GPU is used
+when one is visible, and the engine falls back to the CPU when moving the models
+there or a first inference on it fails (seen on some ROCm GPUs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from pyannote.core import Annotation
+
+from diarizer.domain import (
+    DiarizationOptions,
+    DiarizationOutput,
+    DiarizerEngineInfo,
+    SpeakerInfo,
+    Turn,
+)
+from diarizer.incremental import WINDOW_SAMPLES, ClusteringSettings, IncrementalDiarizer
+from diarizer.models import CamPlusPlus, load_segmentation
+from whospoke.common.audio import Samples, seconds
+from whospoke.common.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DiarizerModelConfig:
+    segmentation: str = ""
+    device: str = "auto"
+    step_seconds: float = 1.0
+    batch_size: int = 8
+    threads: int = 0
+    clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
+
+
+class PyannoteEngine:
+    def __init__(self, config: DiarizerModelConfig) -> None:
+        self._config = config
+        self._device = torch.device("cpu")
+        self._models: tuple[object, CamPlusPlus] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._models is not None
+
+    def load(self) -> None:
+        if self._config.threads:
+            torch.set_num_threads(self._config.threads)
+        segmentation = load_segmentation(self._config.segmentation)
+        embedding = CamPlusPlus()
+        wanted = self._config.device
+        if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
+            try:
+                segmentation.to("cuda")
+                embedding.to("cuda")
+                with torch.inference_mode():
+                    segmentation(torch.zeros(1, 1, WINDOW_SAMPLES, device="cuda"))
+                self._device = torch.device("cuda")
+            except Exception:
+                if wanted == "cuda":
+                    raise
+                logger.exception("GPU unusable for diarization; falling back to the CPU")
+                segmentation.to("cpu")
+                embedding.to("cpu")
+        self._models = (segmentation, embedding)
+
+    def info(self) -> DiarizerEngineInfo:
+        c = self._config
+        return DiarizerEngineInfo(
+            segmentation_model=c.segmentation or "pyannote/segmentation-3.0 (embedded)",
+            embedding_model="CAM++ 3D-Speaker zh-en common (embedded)",
+            device=self._device.type,
+            clustering_method=c.clustering.method,
+            clustering_threshold=c.clustering.threshold,
+            min_cluster_size=c.clustering.min_cluster_size,
+            window_step_seconds=c.step_seconds,
+        )
+
+    def open_session(self, options: DiarizationOptions) -> PyannoteSession:
+        if self._models is None:
+            raise Unavailable("the diarization models are still loading; retry shortly")
+        segmentation, embedding = self._models
+        diarizer = IncrementalDiarizer(
+            segmentation,  # type: ignore[arg-type]
+            embedding,
+            step_seconds=self._config.step_seconds,
+            batch_size=self._config.batch_size,
+            settings=self._config.clustering,
+        )
+        return PyannoteSession(diarizer, options)
+
+
+class PyannoteSession:
+    def __init__(self, diarizer: IncrementalDiarizer, options: DiarizationOptions) -> None:
+        self._diarizer = diarizer
+        self._options = options
+
+    @property
+    def received_seconds(self) -> float:
+        return seconds(self._diarizer.received_samples)
+
+    @property
+    def analysed_seconds(self) -> float:
+        return seconds(self._diarizer.analysed_samples)
+
+    @property
+    def buffered_seconds(self) -> float:
+        return seconds(self._diarizer.buffered_samples)
+
+    def push(self, samples: Samples) -> None:
+        self._diarizer.push(samples)
+
+    def run(self, final: bool, stop: threading.Event) -> Iterator[float]:
+        for analysed in self._diarizer.run(final, stop):
+            yield seconds(analysed)
+
+    def finish(self) -> DiarizationOutput:
+        o = self._options
+        result = self._diarizer.finish(o.num_speakers, o.min_speakers, o.max_speakers)
+        speakers = tuple(
+            SpeakerInfo(
+                speaker=label,
+                speech_seconds=float(result.turns.label_duration(label)),
+                embedding=tuple(float(v) for v in result.centroids.get(label, np.zeros(0))),
+            )
+            for label in result.turns.labels()
+        )
+        return DiarizationOutput(_turns(result.turns), _turns(result.exclusive), speakers)
+
+
+def _turns(annotation: Annotation) -> tuple[Turn, ...]:
+    return tuple(
+        Turn(float(segment.start), float(segment.end), str(label))
+        for segment, _, label in annotation.itertracks(yield_label=True)
+    )
