@@ -18,14 +18,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pyannote.audio import Model
 from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
 
-from diarizer.models import EMBEDDING_DIM, MIN_FRAMES, CamPlusPlus
+from diarizer.models import EMBEDDING_DIM, CamPlusPlus
 from whospoke.common.audio import SAMPLE_RATE, Samples
 
 WINDOW_SAMPLES = 10 * SAMPLE_RATE
@@ -145,11 +144,8 @@ class IncrementalDiarizer:
             return vectors
         features = self._embedding.fbank(waveform[:1])
         for speaker in active:
-            weights = torch.from_numpy(frames[:, speaker])[None, None]
-            mask = F.interpolate(weights, size=features.shape[0], mode="nearest")[0, 0] > 0.5
-            chosen = features[mask] if int(mask.sum()) >= MIN_FRAMES else features
-            chosen = chosen - chosen.mean(dim=0, keepdim=True)
-            vectors[speaker] = self._embedding.network(chosen[None])[0].numpy()
+            weights = torch.from_numpy(frames[:, speaker])
+            vectors[speaker] = self._embedding.embed(features, weights).numpy()
         return vectors
 
     def finish(

@@ -90,18 +90,28 @@ class CamPlusPlus(Model):
         )
         return features
 
+    def embed(self, features: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """(frames, 80) fbank and a speaker's (segmentation frames,) weights → (192,).
+
+        Shared by `forward` and the incremental diarizer, which computes the fbank
+        of a window once for all its speakers.
+        """
+        if weights is not None:
+            mask = F.interpolate(
+                weights[None, None].float(), size=features.shape[0], mode="nearest"
+            )[0, 0]
+            if int((mask > 0.5).sum()) >= MIN_FRAMES:
+                features = features[mask > 0.5]
+        features = features - features.mean(dim=0, keepdim=True)
+        embedding: torch.Tensor = self.network(features[None])[0]
+        return embedding
+
     def forward(self, waveforms: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """(batch, 1, samples) and optional (batch, frames) `weights` → (batch, 192)."""
         weights: torch.Tensor | None = kwargs.get("weights")
-        embeddings = []
-        for index, waveform in enumerate(waveforms):
-            features = self.fbank(waveform[:1])
-            if weights is not None:
-                mask = F.interpolate(
-                    weights[index][None, None].float(), size=features.shape[0], mode="nearest"
-                )[0, 0]
-                if int((mask > 0.5).sum()) >= MIN_FRAMES:
-                    features = features[mask > 0.5]
-            features = features - features.mean(dim=0, keepdim=True)
-            embeddings.append(self.network(features[None])[0])
-        return torch.stack(embeddings)
+        return torch.stack(
+            [
+                self.embed(self.fbank(waveform[:1]), None if weights is None else weights[index])
+                for index, waveform in enumerate(waveforms)
+            ]
+        )
