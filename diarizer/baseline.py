@@ -12,11 +12,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from diarizer.incremental import ClusteringSettings
 from diarizer.models import CamPlusPlus, load_segmentation
 
+STOCK_CLUSTERING = ClusteringSettings(threshold=0.6, method="centroid", min_cluster_size=12)
 STOCK_PARAMETERS: dict[str, Any] = {
     "segmentation": {"min_duration_off": 0.0},
-    "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": 0.6},
+    "clustering": {
+        "method": STOCK_CLUSTERING.method,
+        "min_cluster_size": STOCK_CLUSTERING.min_cluster_size,
+        "threshold": STOCK_CLUSTERING.threshold,
+    },
 }
 
 

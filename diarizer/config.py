@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from diarizer.engine import DiarizerModelConfig
+from diarizer.engine import EMBEDDING_MODES, DiarizerModelConfig
 from diarizer.incremental import ClusteringSettings
 from whospoke.common.config import EnvParser, ServerConfig, add_server_flags, server_config
 
 DEFAULT_PORT = 50062
 DEFAULT_METRICS_PORT = 9462
+TOKEN_ENV = "WHOSPOKE_DIARIZER_HUB_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,29 @@ def parser() -> EnvParser:
         "",
         "segmentation model: empty for the embedded segmentation-3.0, or a checkpoint path",
     )
+    p.flag(
+        "embedding",
+        "",
+        "embedding model: empty for the embedded CAM++, or a pyannote checkpoint path or hub name",
+    )
+    p.flag(
+        "embedding-mode",
+        "auto",
+        "pooled: run CAM++ once per stream and pool per window and speaker; per-window: one "
+        "pass per window and speaker (any model); auto: pooled for the embedded CAM++",
+        choices=list(EMBEDDING_MODES),
+    )
+    p.flag(
+        "hub-token-file",
+        "",
+        f"file holding a Hugging Face token for gated hub models (or set {TOKEN_ENV})",
+    )
     p.flag("device", "auto", "where the models run", choices=["auto", "cpu", "cuda"])
     p.flag("window-step", 1.0, "seconds between 10 s analysis windows", type=float)
     p.flag("batch-size", 8, "windows segmented per forward pass", type=int)
     p.flag("threads", 0, "torch CPU threads (0: torch's default)", type=int)
     p.flag(
-        "clustering-threshold", 0.6, "cosine distance at which clusters stop merging", type=float
+        "clustering-threshold", 0.7, "cosine distance at which clusters stop merging", type=float
     )
     p.flag("min-cluster-size", 12, "clusters with fewer embeddings are merged", type=int)
     p.flag("max-concurrent-streams", 1, "streams diarized at once", type=int)
@@ -48,17 +68,32 @@ def parser() -> EnvParser:
     return p
 
 
+def hub_token(p: EnvParser, path: str) -> str:
+    """From --hub-token-file, else the environment: never a flag value, which `ps` shows."""
+    if not path:
+        return os.environ.get(TOKEN_ENV, "")
+    try:
+        return Path(path).read_text().strip()
+    except OSError as error:
+        p.error(f"--hub-token-file: cannot read {path}: {error.strerror}")
+
+
 def load_config(argv: Sequence[str] | None = None) -> DiarizerConfig:
     p = parser()
     args = p.parse_args(argv)
-    if args.max_buffer_seconds < 20:
-        p.error("--max-buffer-seconds must be at least 20 (two analysis windows)")
+    if args.max_buffer_seconds < 30:
+        p.error("--max-buffer-seconds must be at least 30 (two embedding blocks and a window)")
     if args.window_step <= 0 or args.window_step > 10:
         p.error("--window-step must be in (0, 10]")
+    if args.embedding_mode == "pooled" and args.embedding:
+        p.error("--embedding-mode pooled needs the embedded CAM++ (leave --embedding empty)")
     return DiarizerConfig(
         server=server_config(args),
         model=DiarizerModelConfig(
             segmentation=args.segmentation,
+            embedding=args.embedding,
+            embedding_mode=args.embedding_mode,
+            hub_token=hub_token(p, args.hub_token_file),
             device=args.device,
             step_seconds=args.window_step,
             batch_size=args.batch_size,

@@ -44,6 +44,7 @@ class DiarizationOutput:
 class DiarizerEngineInfo:
     segmentation_model: str
     embedding_model: str
+    embedding_mode: str
     device: str
     clustering_method: str
     clustering_threshold: float

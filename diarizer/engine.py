@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from pyannote.audio import Model
 from pyannote.core import Annotation
 
 from diarizer.domain import (
@@ -23,17 +24,24 @@ from diarizer.domain import (
     SpeakerInfo,
     Turn,
 )
-from diarizer.incremental import WINDOW_SAMPLES, ClusteringSettings, IncrementalDiarizer
-from diarizer.models import CamPlusPlus, load_segmentation
+from diarizer.embedders import WINDOW_SAMPLES, Embedder, PooledEmbedder, WindowEmbedder
+from diarizer.incremental import ClusteringSettings, IncrementalDiarizer
+from diarizer.models import CamPlusPlus, load_embedding, load_segmentation
 from whospoke.common.audio import Samples, seconds
 from whospoke.common.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
 
+EMBEDDING_MODES = ("auto", "pooled", "per-window")
+
+
 @dataclass(frozen=True)
 class DiarizerModelConfig:
     segmentation: str = ""
+    embedding: str = ""
+    embedding_mode: str = "auto"
+    hub_token: str = field(default="", repr=False)
     device: str = "auto"
     step_seconds: float = 1.0
     batch_size: int = 8
@@ -45,7 +53,7 @@ class PyannoteEngine:
     def __init__(self, config: DiarizerModelConfig) -> None:
         self._config = config
         self._device = torch.device("cpu")
-        self._models: tuple[object, CamPlusPlus] | None = None
+        self._models: tuple[Model, Model] | None = None
 
     @property
     def ready(self) -> bool:
@@ -54,8 +62,9 @@ class PyannoteEngine:
     def load(self) -> None:
         if self._config.threads:
             torch.set_num_threads(self._config.threads)
-        segmentation = load_segmentation(self._config.segmentation)
-        embedding = CamPlusPlus()
+        token = self._config.hub_token or None
+        segmentation = load_segmentation(self._config.segmentation, token)
+        embedding = load_embedding(self._config.embedding, token)
         wanted = self._config.device
         if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
             try:
@@ -76,7 +85,8 @@ class PyannoteEngine:
         c = self._config
         return DiarizerEngineInfo(
             segmentation_model=c.segmentation or "pyannote/segmentation-3.0 (embedded)",
-            embedding_model="CAM++ 3D-Speaker zh-en common (embedded)",
+            embedding_model=c.embedding or "CAM++ 3D-Speaker zh-en common (embedded)",
+            embedding_mode=self.embedding_mode,
             device=self._device.type,
             clustering_method=c.clustering.method,
             clustering_threshold=c.clustering.threshold,
@@ -84,13 +94,26 @@ class PyannoteEngine:
             window_step_seconds=c.step_seconds,
         )
 
+    @property
+    def embedding_mode(self) -> str:
+        """ "pooled" (CAM++ run once per stream) unless asked otherwise or not CAM++."""
+        mode = self._config.embedding_mode
+        if mode == "auto":
+            return "per-window" if self._config.embedding else "pooled"
+        return mode
+
     def open_session(self, options: DiarizationOptions) -> PyannoteSession:
         if self._models is None:
             raise Unavailable("the diarization models are still loading; retry shortly")
         segmentation, embedding = self._models
+        embedder: Embedder
+        if self.embedding_mode == "pooled" and isinstance(embedding, CamPlusPlus):
+            embedder = PooledEmbedder(embedding)
+        else:
+            embedder = WindowEmbedder(embedding, self._config.batch_size)
         diarizer = IncrementalDiarizer(
-            segmentation,  # type: ignore[arg-type]
-            embedding,
+            segmentation,
+            embedder,
             step_seconds=self._config.step_seconds,
             batch_size=self._config.batch_size,
             settings=self._config.clustering,

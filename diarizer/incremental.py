@@ -2,11 +2,11 @@
 
 pyannote's pipeline slides a 10 s window over the whole file, segments each window
 into up to three local speakers, embeds every (window, local speaker) pair and
-clusters the embeddings. Here the first two steps run on each window as soon as
-its audio has arrived, keeping only the per-window results (589 x 3 activity
-frames and 3 x 192 embeddings), so after the last chunk only clustering and
-reconstruction remain. Inactive local speakers are not embedded: pyannote
-discards them after clustering anyway, so skipping them changes nothing.
+clusters the embeddings. Here the first two steps run as soon as the audio they
+need has arrived (see `diarizer.embedders`), keeping only compact per-window
+results (589 x 3 activity bits and 3 x 192 embeddings), so after the last chunk
+only clustering and reconstruction remain. Inactive local speakers are not
+embedded: pyannote discards them after clustering anyway.
 """
 
 from __future__ import annotations
@@ -24,15 +24,19 @@ from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
 
-from diarizer.models import EMBEDDING_DIM, CamPlusPlus
+from diarizer.embedders import WINDOW_SAMPLES, Embedder, Window
 from whospoke.common.audio import SAMPLE_RATE, Samples
-
-WINDOW_SAMPLES = 10 * SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class ClusteringSettings:
-    threshold: float = 0.6
+    """Agglomerative clustering of the (window, speaker) embeddings.
+
+    The 0.7 threshold was chosen with pooled CAM++ embeddings (`bench/diarizer_tuning.py`):
+    near the lowest DER on the dev clips, and 0.08 below where sample.wav's two voices merge.
+    """
+
+    threshold: float = 0.7
     method: str = "centroid"
     min_cluster_size: int = 12
     min_duration_off: float = 0.0
@@ -51,13 +55,13 @@ class IncrementalDiarizer:
     def __init__(
         self,
         segmentation: Model,
-        embedding: CamPlusPlus,
+        embedder: Embedder,
         step_seconds: float = 1.0,
         batch_size: int = 8,
         settings: ClusteringSettings | None = None,
     ) -> None:
         self._segmentation = segmentation
-        self._embedding = embedding
+        self._embedder = embedder
         self._step = round(step_seconds * SAMPLE_RATE)
         self._batch_size = batch_size
         self._settings = settings or ClusteringSettings()
@@ -66,8 +70,8 @@ class IncrementalDiarizer:
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0
         self._received = 0
-        self._next_window = 0
         self._segmentations: list[np.ndarray[Any, Any]] = []
+        self._pending: list[Window] = []
         self._embeddings: list[np.ndarray[Any, Any]] = []
 
     @property
@@ -81,7 +85,8 @@ class IncrementalDiarizer:
 
     @property
     def analysed_samples(self) -> int:
-        return min(self._received, self._next_window * self._step + WINDOW_SAMPLES)
+        done = len(self._embeddings)
+        return 0 if not done else min(self._received, (done - 1) * self._step + WINDOW_SAMPLES)
 
     def push(self, samples: Samples) -> None:
         with self._lock:
@@ -89,18 +94,21 @@ class IncrementalDiarizer:
             self._received += samples.size
 
     def run(self, final: bool, stop: threading.Event) -> Iterator[int]:
-        """Process every window whose audio is complete (all of them when final)."""
+        """Analyse every window whose audio is complete (all of them when final)."""
         while not stop.is_set():
             starts = self._ready_windows(final)
-            if not starts:
-                return
-            self._process([self._window(start) for start in starts])
-            self._next_window += len(starts)
+            if starts:
+                self._segment(starts)
+            embedded = self._embedder.embed(self._pending, self._read, self._received, final)
+            self._embeddings += embedded
+            self._pending = self._pending[len(embedded) :]
             self._trim()
+            if not starts and not embedded:
+                return
             yield self.analysed_samples
 
     def _ready_windows(self, final: bool) -> list[int]:
-        """Starts of the next windows to process, as pyannote's `Inference.slide` places them.
+        """Starts of the next windows to segment, as pyannote's `Inference.slide` places them.
 
         Window k starts at k * step. Until the end only complete windows count; at the
         end one more, zero-padded, covers what is left (or the whole of a short stream).
@@ -112,55 +120,60 @@ class IncrementalDiarizer:
                 total += 1
         else:
             total = 1 if final and n > 0 else 0
-        end = min(total, self._next_window + self._batch_size)
-        return [k * step for k in range(self._next_window, end)]
+        first = len(self._segmentations)
+        end = min(total, first + self._batch_size)
+        return [k * step for k in range(first, end)]
 
-    def _window(self, start: int) -> np.ndarray[Any, Any]:
+    def _read(self, start: int, end: int) -> np.ndarray[Any, Any]:
         with self._lock:
-            part = self._buffer[
-                start - self._buffer_start : start - self._buffer_start + WINDOW_SAMPLES
-            ]
-        return np.pad(part, (0, WINDOW_SAMPLES - part.size))
+            offset = self._buffer_start
+            part = self._buffer[max(start - offset, 0) : max(end - offset, 0)]
+        return np.pad(part, (0, end - start - part.size))
 
     def _trim(self) -> None:
+        next_window = (
+            self._pending[0].start if self._pending else len(self._segmentations) * self._step
+        )
+        keep = min(
+            next_window,
+            len(self._segmentations) * self._step,
+            self._embedder.needed_from(next_window),
+        )
         with self._lock:
-            drop = self._next_window * self._step - self._buffer_start
+            drop = keep - self._buffer_start
             if drop > 0:
                 self._buffer = self._buffer[drop:]
                 self._buffer_start += drop
 
     @torch.inference_mode()
-    def _process(self, windows: list[np.ndarray[Any, Any]]) -> None:
-        batch = torch.from_numpy(np.stack(windows))[:, None]
-        activity = self._powerset.to_multilabel(self._segmentation(batch)).numpy()
-        for waveform, frames in zip(batch, activity, strict=True):
-            self._segmentations.append(frames.astype(np.float32))
-            self._embeddings.append(self._embed(waveform, frames))
-
-    def _embed(self, waveform: torch.Tensor, frames: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        vectors = np.full((frames.shape[1], EMBEDDING_DIM), np.nan, dtype=np.float32)
-        active = np.flatnonzero(frames.sum(axis=0) > 0)
-        if active.size == 0:
-            return vectors
-        features = self._embedding.fbank(waveform[:1])
-        for speaker in active:
-            weights = torch.from_numpy(frames[:, speaker])
-            vectors[speaker] = self._embedding.embed(features, weights).numpy()
-        return vectors
+    def _segment(self, starts: list[int]) -> None:
+        device = next(self._segmentation.parameters()).device
+        batch = torch.from_numpy(np.stack([self._read(s, s + WINDOW_SAMPLES) for s in starts]))
+        scores = self._segmentation(batch[:, None].to(device))
+        activity = self._powerset.to_multilabel(scores).cpu().numpy().astype(np.uint8)
+        for start, frames in zip(starts, activity, strict=True):
+            self._segmentations.append(frames)
+            self._pending.append(Window(start, frames))
 
     def finish(
         self,
         num_speakers: int | None = None,
         min_speakers: int | None = None,
         max_speakers: int | None = None,
+        settings: ClusteringSettings | None = None,
     ) -> DiarizationResult:
-        """Cluster the per-window embeddings and rebuild speaker turns."""
+        """Cluster the per-window embeddings and rebuild speaker turns.
+
+        `settings` overrides the clustering settings (tuning reuses one analysis).
+        """
         mixin = SpeakerDiarizationMixin
         duration = self._received / SAMPLE_RATE
         if not self._segmentations:
             return DiarizationResult(Annotation(), Annotation(), {})
         window = SlidingWindow(start=0.0, duration=10.0, step=self._step / SAMPLE_RATE)
-        segmentations = SlidingWindowFeature(np.stack(self._segmentations), window)
+        segmentations = SlidingWindowFeature(
+            np.stack(self._segmentations).astype(np.float32), window
+        )
         embeddings = np.stack(self._embeddings)
         num, low, high = mixin.set_num_speakers(num_speakers, min_speakers, max_speakers)
         frames = self._segmentation.receptive_field
@@ -168,7 +181,7 @@ class IncrementalDiarizer:
         if np.nanmax(count.data) == 0:
             return DiarizationResult(Annotation(), Annotation(), {})
         clustering = AgglomerativeClustering(metric="cosine")
-        settings = self._settings
+        settings = settings or self._settings
         clustering.instantiate(
             {
                 "threshold": settings.threshold,
@@ -185,9 +198,10 @@ class IncrementalDiarizer:
         )
         count.data = np.minimum(count.data, high).astype(np.int8)
         hard[np.sum(segmentations.data, axis=1) == 0] = -2
-        turns = self._annotate(segmentations, hard, count)
+        clustered = self._clustered(segmentations, hard)
+        turns = self._annotate(clustered, count)
         count.data = np.minimum(count.data, 1).astype(np.int8)
-        exclusive = self._annotate(segmentations, hard, count)
+        exclusive = self._annotate(clustered, count)
         mapping = {label: f"SPEAKER_{i:02d}" for i, label in enumerate(turns.labels())}
         extent = Segment(0, duration)
         turns = turns.rename_labels(mapping).crop(extent)
@@ -197,20 +211,23 @@ class IncrementalDiarizer:
         }
         return DiarizationResult(turns, exclusive, named)
 
-    def _annotate(
-        self, segmentations: SlidingWindowFeature, hard: np.ndarray[Any, Any], count: Any
-    ) -> Annotation:
+    @staticmethod
+    def _clustered(
+        segmentations: SlidingWindowFeature, hard: np.ndarray[Any, Any]
+    ) -> SlidingWindowFeature:
+        """Per-window activity of each global speaker (NaN where a window lacks it)."""
         num_chunks, num_frames, _ = segmentations.data.shape
         num_clusters = int(np.max(hard)) + 1
-        clustered = np.nan * np.zeros((num_chunks, num_frames, max(num_clusters, 1)))
+        clustered = np.full((num_chunks, num_frames, max(num_clusters, 1)), np.nan, np.float32)
         for c, (cluster, (_, segmentation)) in enumerate(zip(hard, segmentations, strict=True)):
             for k in np.unique(cluster):
                 if k == -2:
                     continue
                 clustered[c, :, k] = np.max(segmentation[:, cluster == k], axis=1)
-        discrete = SpeakerDiarizationMixin.to_diarization(
-            SlidingWindowFeature(clustered, segmentations.sliding_window), count
-        )
+        return SlidingWindowFeature(clustered, segmentations.sliding_window)
+
+    def _annotate(self, clustered: SlidingWindowFeature, count: Any) -> Annotation:
+        discrete = SpeakerDiarizationMixin.to_diarization(clustered, count)
         annotation: Annotation = SpeakerDiarizationMixin.to_annotation(
             discrete, min_duration_on=0.0, min_duration_off=self._settings.min_duration_off
         )

