@@ -18,7 +18,7 @@ COPY diarizer ./diarizer
 RUN pip install --no-deps . \
  && python -c "from whospoke.common.models import resolve_whisper as r; r('base'); r('tiny.en')"
 USER 65534:65534
-EXPOSE 50061 50062 9461 9462
+EXPOSE 50060 50061 50062 9460 9461 9462
 
 FROM ${CUDA_IMAGE} AS gpu
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PYANNOTE_METRICS_ENABLED=false \
@@ -35,4 +35,4 @@ COPY diarizer ./diarizer
 RUN pip install --no-deps . \
  && python -c "from whospoke.common.models import resolve_whisper as r; r('base'); r('tiny.en')"
 USER 65534:65534
-EXPOSE 50061 50062 9461 9462
+EXPOSE 50060 50061 50062 9460 9461 9462

@@ -53,7 +53,9 @@ protos: venv
 bench: venv testdata
 	$(BIN)/python bench/transcriber_bench.py
 	$(BIN)/python bench/transcriber_accuracy.py
+	$(BIN)/python bench/diarizer_tuning.py
 	$(BIN)/python bench/diarizer_bench.py
+	$(BIN)/python bench/orchestrator_bench.py
 
 bench-quick: venv testdata
 	$(BIN)/python bench/transcriber_bench.py --quick

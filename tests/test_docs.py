@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from diarizer.config import parser as diarizer_parser
+from orchestrator.config import parser as orchestrator_parser
 from transcriber.config import parser as transcriber_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +34,12 @@ def test_readme_documents_every_flag() -> None:
         "log-level",
     }
     envs = list(transcriber_parser().env_vars.values()) + [
-        env for flag, env in diarizer_parser().env_vars.items() if flag not in shared
+        env
+        for parser in (diarizer_parser(), orchestrator_parser())
+        for flag, env in parser.env_vars.items()
+        if flag not in shared
     ]
+    envs.append("WHOSPOKE_ORCHESTRATOR_MAX_MESSAGE_BYTES")
     missing = [env for env in envs if f"`{env}`" not in readme]
     assert not missing, f"add these to the README configuration table: {missing}"
 
@@ -49,5 +54,7 @@ def test_compose_services_have_grpc_healthchecks_and_gpu_reservations() -> None:
     cpu = yaml.load((ROOT / "docker-compose.cpu.yml").read_text(), ComposeLoader)
     assert cpu["services"]["transcriber"]["environment"]["WHOSPOKE_TRANSCRIBER_DEVICE"] == "cpu"
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
-    targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
-    assert "transcriber:9461" in targets
+    targets = [t for c in scrape["scrape_configs"][0]["static_configs"] for t in c["targets"]]
+    assert {"transcriber:9461", "diarizer:9462", "orchestrator:9460"} <= set(targets)
+    orchestrator = compose["services"]["orchestrator"]
+    assert "dns:///diarizer:50062" in orchestrator["environment"].values()

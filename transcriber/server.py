@@ -130,13 +130,15 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
         return options_from_pb(first.config, self._default_beam_size)
 
 
-def options_from_pb(config: pb.TranscriptionConfig, default_beam: int) -> TranscriptionOptions:
+def options_from_pb(
+    config: pb.TranscriptionConfig, default_beam: int, field: str = "config"
+) -> TranscriptionOptions:
     """Validate the config message and convert it to domain options."""
     if config.task not in _TASKS:
-        raise InvalidArgument(f"config.task: unknown value {config.task}")
+        raise InvalidArgument(f"{field}.task: unknown value {config.task}")
     if config.beam_size > MAX_BEAM_SIZE:
         raise InvalidArgument(
-            f"config.beam_size: {config.beam_size} is above the maximum of {MAX_BEAM_SIZE}"
+            f"{field}.beam_size: {config.beam_size} is above the maximum of {MAX_BEAM_SIZE}"
         )
     language = config.language.strip().lower()
     return TranscriptionOptions(

@@ -84,7 +84,9 @@ class ServerConfig:
         return f"{self.host}:{self.port}"
 
 
-def add_server_flags(parser: EnvParser, port: int, metrics_port: int) -> None:
+def add_server_flags(
+    parser: EnvParser, port: int, metrics_port: int, max_message_bytes: int = 8 * MiB
+) -> None:
     """The flags of `ServerConfig`, with this service's default ports."""
     parser.flag("host", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
     parser.flag("port", port, "gRPC port (0 picks a free one)", type=int)
@@ -93,7 +95,9 @@ def add_server_flags(parser: EnvParser, port: int, metrics_port: int) -> None:
     parser.flag("tls-key", "", "PEM private key of --tls-cert")
     parser.flag("tls-client-ca", "", "PEM CA bundle; when set, clients must present a cert")
     parser.flag("grace-seconds", 10.0, "time in-flight calls get to finish on SIGTERM", type=float)
-    parser.flag("max-message-bytes", 8 * MiB, "largest gRPC message accepted or sent", type=int)
+    parser.flag(
+        "max-message-bytes", max_message_bytes, "largest gRPC message accepted or sent", type=int
+    )
     parser.flag("log-level", "INFO", "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 

@@ -1,0 +1,216 @@
+"""gRPC clients of the transcriber and diarizer services, as domain event streams.
+
+Each backend address may name several replicas (`ipv4:10.0.0.1:50061,10.0.0.2:50061`
+or `dns:///transcriber:50061`); gRPC's `round_robin` policy spreads calls over
+them, which is how one host with several GPUs (one replica per GPU) scales. Every
+call has a deadline that grows with the audio's length; closing an event stream
+early cancels the call, so a cancelled job stops work on the backends too.
+Backend failures come out as our own errors naming the backend.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from diarizer.domain import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
+from orchestrator.domain import (
+    BackendHealth,
+    DiarizationDone,
+    DiarizationEvent,
+    Progressed,
+    TranscriptDone,
+    TranscriptEvent,
+)
+from transcriber.domain import Segment, TranscriptionOptions, Word
+from whospoke.common.audio import SAMPLE_RATE, Samples, iter_chunks
+from whospoke.common.errors import from_rpc_error
+from whospoke.v1 import diarizer_pb2, diarizer_pb2_grpc
+from whospoke.v1 import transcriber_pb2 as tpb
+from whospoke.v1 import transcriber_pb2_grpc as tpb_grpc
+
+SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+HEALTH_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """Where a backend is and how long calls to it may take."""
+
+    target: str
+    deadline_seconds: float = 120.0
+    """Fixed part of every call's deadline (model queue, start-up)."""
+    deadline_per_audio_second: float = 2.0
+    """Added per second of audio: a backend slower than this is considered stuck."""
+    max_message_bytes: int = 8 << 20
+    chunk_seconds: float = 2.0
+    credentials: grpc.ChannelCredentials | None = None
+
+    def timeout(self, audio: Samples) -> float:
+        return self.deadline_seconds + self.deadline_per_audio_second * audio.size / SAMPLE_RATE
+
+
+def open_channel(settings: BackendSettings) -> grpc.aio.Channel:
+    options = [
+        ("grpc.service_config", SERVICE_CONFIG),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+    ]
+    if settings.credentials is not None:
+        return grpc.aio.secure_channel(settings.target, settings.credentials, options=options)
+    return grpc.aio.insecure_channel(settings.target, options=options)
+
+
+async def check_health(
+    channel: grpc.aio.Channel, name: str, target: str, service: str
+) -> BackendHealth:
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        response = await stub.Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=HEALTH_TIMEOUT_SECONDS
+        )
+    except grpc.aio.AioRpcError as error:
+        return BackendHealth(name, target, False, f"{error.code().name}: {error.details()}")
+    serving = response.status == health_pb2.HealthCheckResponse.SERVING
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    return BackendHealth(name, target, serving, "" if serving else status)
+
+
+async def _responses(call: Any, backend: str) -> AsyncIterator[Any]:
+    """The call's responses; failures translated; the call cancelled if left early."""
+    try:
+        async for response in call:
+            yield response
+    except grpc.aio.AioRpcError as error:
+        raise from_rpc_error(error, backend) from error
+    finally:
+        call.cancel()
+
+
+class _Backend:
+    """A channel to one backend service (all its replicas) and its health check."""
+
+    name = ""
+    service = ""
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self._settings = settings
+        self._channel = open_channel(settings)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def health(self) -> BackendHealth:
+        return await check_health(self._channel, self.name, self._settings.target, self.service)
+
+
+class GrpcTranscriber(_Backend):
+    name = "transcriber"
+    service = tpb.DESCRIPTOR.services_by_name["Transcriber"].full_name
+
+    def __init__(self, settings: BackendSettings) -> None:
+        super().__init__(settings)
+        self._stub = tpb_grpc.TranscriberStub(self._channel)
+
+    async def transcribe(
+        self, audio: Samples, options: TranscriptionOptions
+    ) -> AsyncIterator[TranscriptEvent]:
+        config = tpb.TranscribeRequest(config=transcription_config(options))
+        requests = _wrap(config, audio, self._settings.chunk_seconds, tpb.TranscribeRequest)
+        call = self._stub.Transcribe(requests, timeout=self._settings.timeout(audio))
+        async for response in _responses(call, self.name):
+            kind = response.WhichOneof("response")
+            if kind == "segment":
+                yield segment_from_pb(response.segment)
+            elif kind == "progress":
+                yield Progressed(response.progress.transcribed_seconds)
+            elif kind == "summary":
+                yield TranscriptDone(response.summary.language, response.summary.model)
+
+
+class GrpcDiarizer(_Backend):
+    name = "diarizer"
+    service = diarizer_pb2.DESCRIPTOR.services_by_name["Diarizer"].full_name
+
+    def __init__(self, settings: BackendSettings) -> None:
+        super().__init__(settings)
+        self._stub = diarizer_pb2_grpc.DiarizerStub(self._channel)
+
+    async def models(self) -> tuple[str, str]:
+        try:
+            info = await self._stub.GetInfo(
+                diarizer_pb2.GetDiarizerInfoRequest(), timeout=HEALTH_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error, self.name) from error
+        return info.segmentation_model, info.embedding_model
+
+    async def diarize(
+        self, audio: Samples, options: DiarizationOptions
+    ) -> AsyncIterator[DiarizationEvent]:
+        config = diarizer_pb2.DiarizeRequest(config=diarization_config(options))
+        requests = _wrap(config, audio, self._settings.chunk_seconds, diarizer_pb2.DiarizeRequest)
+        call = self._stub.Diarize(requests, timeout=self._settings.timeout(audio))
+        async for response in _responses(call, self.name):
+            if response.WhichOneof("response") == "progress":
+                yield Progressed(response.progress.analysed_seconds)
+            else:
+                yield DiarizationDone(diarization_from_pb(response.result))
+
+
+async def _wrap(config: Any, audio: Samples, seconds: float, message: Any) -> AsyncIterator[Any]:
+    """The request stream: the config message, then the audio in chunks."""
+    yield config
+    for chunk in iter_chunks(audio, seconds):
+        yield message(audio=chunk)
+
+
+def transcription_config(options: TranscriptionOptions) -> tpb.TranscriptionConfig:
+    return tpb.TranscriptionConfig(
+        language=options.language or "",
+        task=tpb.TASK_TRANSLATE if options.task == "translate" else tpb.TASK_TRANSCRIBE,
+        word_timestamps=options.word_timestamps,
+        beam_size=options.beam_size,
+        initial_prompt=options.initial_prompt or "",
+        hotwords=options.hotwords or "",
+        vad_filter=options.vad_filter,
+    )
+
+
+def diarization_config(options: DiarizationOptions) -> diarizer_pb2.DiarizationConfig:
+    config = diarizer_pb2.DiarizationConfig(turn_output=diarizer_pb2.TURN_OUTPUT_EXCLUSIVE)
+    for name in ("num_speakers", "min_speakers", "max_speakers"):
+        value = getattr(options, name)
+        if value is not None:
+            setattr(config, name, value)
+    return config
+
+
+def segment_from_pb(segment: tpb.TranscriptSegment) -> Segment:
+    return Segment(
+        index=segment.index,
+        start=segment.start_seconds,
+        end=segment.end_seconds,
+        text=segment.text,
+        words=tuple(
+            Word(w.start_seconds, w.end_seconds, w.text, w.probability) for w in segment.words
+        ),
+        avg_logprob=segment.avg_logprob,
+        no_speech_prob=segment.no_speech_prob,
+        compression_ratio=segment.compression_ratio,
+    )
+
+
+def diarization_from_pb(result: diarizer_pb2.DiarizationResult) -> DiarizationOutput:
+    turns = _turns(result.exclusive_turns)
+    speakers = tuple(SpeakerInfo(s.speaker, s.speech_seconds) for s in result.speakers)
+    return DiarizationOutput(_turns(result.turns), turns, speakers)
+
+
+def _turns(turns: Iterable[diarizer_pb2.SpeakerTurn]) -> tuple[Turn, ...]:
+    return tuple(Turn(t.start_seconds, t.end_seconds, t.speaker) for t in turns)

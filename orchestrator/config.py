@@ -1,0 +1,99 @@
+"""Settings of the orchestrator service, from flags and environment variables."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from whospoke.common.config import EnvParser, MiB, ServerConfig, add_server_flags, server_config
+
+DEFAULT_PORT = 50060
+DEFAULT_METRICS_PORT = 9460
+DEFAULT_TRANSCRIBER = "127.0.0.1:50061"
+DEFAULT_DIARIZER = "127.0.0.1:50062"
+
+
+@dataclass(frozen=True)
+class BackendsConfig:
+    transcriber: str = DEFAULT_TRANSCRIBER
+    diarizer: str = DEFAULT_DIARIZER
+    deadline_seconds: float = 120.0
+    deadline_per_audio_second: float = 2.0
+
+
+@dataclass(frozen=True)
+class UploadsConfig:
+    directory: Path
+    max_bytes: int = 2048 * MiB
+    ttl_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class OrchestratorConfig:
+    server: ServerConfig
+    backends: BackendsConfig
+    uploads: UploadsConfig
+    max_concurrent_jobs: int = 1
+    max_queued_jobs: int = 16
+
+
+def parser() -> EnvParser:
+    p = EnvParser(
+        "whospoke-orchestrator",
+        "WHOSPOKE_ORCHESTRATOR",
+        "Who said what, when (whospoke.v1.Orchestrator): transcription and diarization "
+        "in parallel on the backend services, merged by time overlap.",
+    )
+    add_server_flags(p, DEFAULT_PORT, DEFAULT_METRICS_PORT, max_message_bytes=64 * MiB)
+    p.flag(
+        "transcriber",
+        DEFAULT_TRANSCRIBER,
+        "transcriber address; several replicas as ipv4:HOST:PORT,HOST:PORT or dns:///NAME:PORT",
+    )
+    p.flag("diarizer", DEFAULT_DIARIZER, "diarizer address, same forms as --transcriber")
+    p.flag(
+        "backend-deadline-seconds", 120.0, "fixed part of every backend call's deadline", type=float
+    )
+    p.flag(
+        "backend-deadline-per-audio-second",
+        2.0,
+        "deadline added per second of audio (a slower backend is considered stuck)",
+        type=float,
+    )
+    p.flag("max-concurrent-jobs", 1, "jobs processed at once", type=int)
+    p.flag("max-queued-jobs", 16, "jobs that may wait for a slot", type=int)
+    p.flag(
+        "upload-dir",
+        str(Path(tempfile.gettempdir()) / "whospoke-uploads"),
+        "where uploads are stored",
+    )
+    p.flag("max-upload-bytes", 2048 * MiB, "largest upload accepted", type=int)
+    p.flag("upload-ttl-seconds", 3600.0, "uploads are deleted this long after upload", type=float)
+    return p
+
+
+def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.max_concurrent_jobs < 1 or args.max_queued_jobs < 0:
+        p.error("--max-concurrent-jobs must be >= 1 and --max-queued-jobs >= 0")
+    if args.backend_deadline_seconds <= 0 or args.backend_deadline_per_audio_second < 0:
+        p.error("backend deadlines must be positive")
+    return OrchestratorConfig(
+        server=server_config(args),
+        backends=BackendsConfig(
+            transcriber=args.transcriber,
+            diarizer=args.diarizer,
+            deadline_seconds=args.backend_deadline_seconds,
+            deadline_per_audio_second=args.backend_deadline_per_audio_second,
+        ),
+        uploads=UploadsConfig(
+            directory=Path(args.upload_dir),
+            max_bytes=args.max_upload_bytes,
+            ttl_seconds=args.upload_ttl_seconds,
+        ),
+        max_concurrent_jobs=args.max_concurrent_jobs,
+        max_queued_jobs=args.max_queued_jobs,
+    )

@@ -1,0 +1,107 @@
+"""Job events (domain) to `ProcessEvent` messages."""
+
+from __future__ import annotations
+
+from diarizer.domain import Turn
+from orchestrator.jobs import (
+    JobEvent,
+    JobResult,
+    JobWarning,
+    ProgressUpdate,
+    Queued,
+    StageStarted,
+)
+from orchestrator.merge import AttributedSegment
+from transcriber.domain import Segment
+from transcriber.server import segment_to_pb
+from whospoke.v1 import diarizer_pb2
+from whospoke.v1 import orchestrator_pb2 as pb
+
+STAGES = {
+    "decoding": pb.STAGE_DECODING,
+    "transcribing": pb.STAGE_TRANSCRIBING,
+    "diarizing": pb.STAGE_DIARIZING,
+    "merging": pb.STAGE_MERGING,
+}
+
+
+def event_to_pb(event: JobEvent, elapsed: float) -> pb.ProcessEvent:
+    message = pb.ProcessEvent(elapsed_seconds=elapsed)
+    if isinstance(event, Queued):
+        message.queued.position = event.position
+    elif isinstance(event, StageStarted):
+        message.stage.stage = STAGES[event.stage]
+        message.stage.audio_duration_seconds = event.audio_seconds
+    elif isinstance(event, ProgressUpdate):
+        message.progress.CopyFrom(
+            pb.Progress(
+                transcription_percent=event.transcription_percent,
+                diarization_percent=event.diarization_percent,
+                overall_percent=event.overall_percent,
+                transcription_elapsed_seconds=event.transcription_elapsed,
+                diarization_elapsed_seconds=event.diarization_elapsed,
+                segment_count=event.segment_count,
+            )
+        )
+    elif isinstance(event, Segment):
+        message.segment.CopyFrom(segment_to_pb(event))
+    elif isinstance(event, JobWarning):
+        message.warning.code, message.warning.message = event.code, event.message
+    else:
+        message.result.CopyFrom(result_to_pb(event))
+    return message
+
+
+def result_to_pb(result: JobResult) -> pb.ProcessResult:
+    t = result.timings
+    transcription_model, segmentation_model, embedding_model = result.models
+    return pb.ProcessResult(
+        text=result.text,
+        segments=[_segment(s) for s in result.segments],
+        transcription_segments=[segment_to_pb(s) for s in result.transcription_segments],
+        diarization_turns=[_turn(t) for t in result.diarization.exclusive_turns],
+        speakers=[
+            diarizer_pb2.SpeakerSummary(speaker=s.speaker, speech_seconds=s.speech_seconds)
+            for s in result.diarization.speakers
+        ],
+        language=result.language,
+        audio_duration_seconds=result.audio_seconds,
+        timings=pb.Timings(
+            queued_seconds=t.queued,
+            decoding_seconds=t.decoding,
+            transcription_seconds=t.transcription,
+            diarization_seconds=t.diarization,
+            merge_seconds=t.merge,
+            total_seconds=t.total,
+        ),
+        models=pb.ModelsUsed(
+            transcription_model=transcription_model,
+            segmentation_model=segmentation_model,
+            embedding_model=embedding_model,
+        ),
+    )
+
+
+def _segment(segment: AttributedSegment) -> pb.AttributedSegment:
+    return pb.AttributedSegment(
+        start_seconds=segment.start,
+        end_seconds=segment.end,
+        speaker=segment.speaker,
+        text=segment.text,
+        words=[
+            pb.AttributedWord(
+                start_seconds=w.start,
+                end_seconds=w.end,
+                text=w.text,
+                probability=w.probability,
+                speaker=w.speaker,
+            )
+            for w in segment.words
+        ],
+    )
+
+
+def _turn(turn: Turn) -> diarizer_pb2.SpeakerTurn:
+    return diarizer_pb2.SpeakerTurn(
+        start_seconds=turn.start, end_seconds=turn.end, speaker=turn.speaker
+    )

@@ -1,0 +1,79 @@
+"""The orchestrator's domain types and the backend interfaces its job runner depends on.
+
+The gRPC clients (`orchestrator.backends`) turn the services' protobuf streams into
+these events; tests inject fakes that produce them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from diarizer.domain import DiarizationOptions, DiarizationOutput
+from transcriber.domain import Segment, TranscriptionOptions
+from whospoke.common.audio import Samples
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Options of one `Process` call, validated."""
+
+    transcription: TranscriptionOptions
+    diarization: DiarizationOptions
+    skip_transcription: bool = False
+    skip_diarization: bool = False
+
+
+@dataclass(frozen=True)
+class Progressed:
+    """A backend has processed audio up to `seconds`."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TranscriptDone:
+    language: str
+    model: str
+
+
+@dataclass(frozen=True)
+class DiarizationDone:
+    output: DiarizationOutput
+
+
+TranscriptEvent = Progressed | Segment | TranscriptDone
+DiarizationEvent = Progressed | DiarizationDone
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    name: str
+    address: str
+    serving: bool
+    detail: str = ""
+
+
+class TranscriberBackend(Protocol):
+    def transcribe(
+        self, audio: Samples, options: TranscriptionOptions
+    ) -> AsyncIterator[TranscriptEvent]:
+        """Stream `audio` to a transcriber; segments as they are final, then `TranscriptDone`."""
+        ...
+
+    async def health(self) -> BackendHealth: ...
+
+
+class DiarizerBackend(Protocol):
+    def diarize(
+        self, audio: Samples, options: DiarizationOptions
+    ) -> AsyncIterator[DiarizationEvent]:
+        """Stream `audio` to a diarizer; progress, then `DiarizationDone`."""
+        ...
+
+    async def health(self) -> BackendHealth: ...
+
+    async def models(self) -> tuple[str, str]:
+        """(segmentation, embedding) model names."""
+        ...

@@ -1,0 +1,230 @@
+"""One `Process` job: wait for a slot, decode once, fan out to both backends, merge.
+
+Transcription and diarization run concurrently on the same decoded audio; their
+events are interleaved into one stream as they come. Leaving the stream early
+(client cancel, deadline, error) cancels both backend calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diarizer.domain import DiarizationOutput
+from orchestrator.domain import (
+    DiarizationDone,
+    DiarizerBackend,
+    JobOptions,
+    Progressed,
+    TranscriberBackend,
+    TranscriptDone,
+)
+from orchestrator.merge import AttributedSegment, attribute, full_text
+from orchestrator.streams import interleave
+from transcriber.domain import Segment
+from whospoke.common.audio import SAMPLE_RATE, Samples, decode_audio
+from whospoke.common.limiter import Limiter
+
+logger = logging.getLogger(__name__)
+
+DECODE_SHARE = 0.05
+"""Part of the overall percentage given to decoding; the rest follows the slower stage."""
+
+
+@dataclass(frozen=True)
+class Queued:
+    position: int
+
+
+@dataclass(frozen=True)
+class StageStarted:
+    stage: str
+    audio_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    transcription_percent: float
+    diarization_percent: float
+    overall_percent: float
+    transcription_elapsed: float
+    diarization_elapsed: float
+    segment_count: int
+
+
+@dataclass(frozen=True)
+class JobWarning:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Timings:
+    queued: float = 0.0
+    decoding: float = 0.0
+    transcription: float = 0.0
+    diarization: float = 0.0
+    merge: float = 0.0
+    total: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    text: str
+    segments: tuple[AttributedSegment, ...]
+    transcription_segments: tuple[Segment, ...]
+    diarization: DiarizationOutput
+    language: str
+    audio_seconds: float
+    timings: Timings
+    models: tuple[str, str, str]
+    """(transcription, segmentation, embedding) model names."""
+
+
+JobEvent = Queued | StageStarted | ProgressUpdate | Segment | JobWarning | JobResult
+Source = Callable[[], "bytes | Path"]
+
+
+@dataclass
+class _State:
+    """What the concurrent stages have produced so far."""
+
+    started: float
+    audio_seconds: float
+    segments: list[Segment] = field(default_factory=list)
+    transcribed: float = 0.0
+    diarized: float = 0.0
+    language: str = ""
+    transcription_model: str = ""
+    diarization: DiarizationOutput = field(default_factory=lambda: DiarizationOutput((), (), ()))
+    transcription_done: float | None = None
+    diarization_done: float | None = None
+
+
+class JobRunner:
+    def __init__(
+        self, transcriber: TranscriberBackend, diarizer: DiarizerBackend, limiter: Limiter
+    ) -> None:
+        self._transcriber = transcriber
+        self._diarizer = diarizer
+        self._limiter = limiter
+
+    async def run(self, source: Source, options: JobOptions) -> AsyncIterator[JobEvent]:
+        """The job's events, ending with `JobResult`; errors propagate as our exceptions."""
+        started = time.perf_counter()
+        ticket = self._limiter.ticket()
+        try:
+            async for position in ticket.positions():
+                yield Queued(position)
+            queued = time.perf_counter() - started
+            yield StageStarted("decoding")
+            audio = await asyncio.to_thread(_decode, source)
+            decoded = time.perf_counter()
+            state = _State(decoded, audio.size / SAMPLE_RATE)
+            async for event in self._fan_out(audio, options, state):
+                yield event
+            yield StageStarted("merging", state.audio_seconds)
+            merge_start = time.perf_counter()
+            segments = attribute(state.segments, state.diarization.exclusive_turns)
+            for warning in _warnings(options, state):
+                yield warning
+            models = await self._models(options, state)
+            end = time.perf_counter()
+            timings = Timings(
+                queued=queued,
+                decoding=decoded - started - queued,
+                transcription=(state.transcription_done or decoded) - decoded,
+                diarization=(state.diarization_done or decoded) - decoded,
+                merge=end - merge_start,
+                total=end - started,
+            )
+            yield JobResult(
+                text=full_text(segments),
+                segments=tuple(segments),
+                transcription_segments=tuple(state.segments),
+                diarization=state.diarization,
+                language=state.language,
+                audio_seconds=state.audio_seconds,
+                timings=timings,
+                models=models,
+            )
+        finally:
+            ticket.release()
+
+    async def _fan_out(
+        self, audio: Samples, options: JobOptions, state: _State
+    ) -> AsyncIterator[JobEvent]:
+        streams: dict[str, AsyncIterator[Any]] = {}
+        if not options.skip_transcription:
+            yield StageStarted("transcribing", state.audio_seconds)
+            streams["transcriber"] = self._transcriber.transcribe(audio, options.transcription)
+        if not options.skip_diarization:
+            yield StageStarted("diarizing", state.audio_seconds)
+            streams["diarizer"] = self._diarizer.diarize(audio, options.diarization)
+        async for name, event in interleave(streams):
+            now = time.perf_counter()
+            if isinstance(event, Segment):
+                state.segments.append(event)
+                state.transcribed = max(state.transcribed, event.end)
+                yield event
+                continue
+            if isinstance(event, TranscriptDone):
+                state.language, state.transcription_model = event.language, event.model
+                state.transcription_done, state.transcribed = now, state.audio_seconds
+            elif isinstance(event, DiarizationDone):
+                state.diarization = event.output
+                state.diarization_done, state.diarized = now, state.audio_seconds
+            elif isinstance(event, Progressed) and name == "diarizer":
+                state.diarized = max(state.diarized, event.seconds)
+            elif isinstance(event, Progressed):
+                state.transcribed = max(state.transcribed, event.seconds)
+            yield _progress(options, state, now)
+
+    async def _models(self, options: JobOptions, state: _State) -> tuple[str, str, str]:
+        segmentation = embedding = ""
+        if not options.skip_diarization:
+            try:
+                segmentation, embedding = await self._diarizer.models()
+            except Exception:
+                logger.warning("diarizer GetInfo failed; models left blank", exc_info=True)
+        return state.transcription_model, segmentation, embedding
+
+
+def _decode(source: Source) -> Samples:
+    return decode_audio(source())
+
+
+def _percent(done: float, total: float) -> float:
+    return 100.0 if total <= 0 else min(100.0, 100.0 * done / total)
+
+
+def _progress(options: JobOptions, state: _State, now: float) -> ProgressUpdate:
+    transcription = (
+        100.0 if options.skip_transcription else _percent(state.transcribed, state.audio_seconds)
+    )
+    diarization = (
+        100.0 if options.skip_diarization else _percent(state.diarized, state.audio_seconds)
+    )
+    overall = 100 * DECODE_SHARE + (1 - DECODE_SHARE) * min(transcription, diarization)
+    return ProgressUpdate(
+        transcription_percent=transcription,
+        diarization_percent=diarization,
+        overall_percent=overall,
+        transcription_elapsed=(state.transcription_done or now) - state.started,
+        diarization_elapsed=(state.diarization_done or now) - state.started,
+        segment_count=len(state.segments),
+    )
+
+
+def _warnings(options: JobOptions, state: _State) -> list[JobWarning]:
+    warnings = []
+    if not options.skip_transcription and not state.segments:
+        warnings.append(JobWarning("no_speech", "the transcriber found no speech in the audio"))
+    if not options.skip_diarization and not state.diarization.exclusive_turns:
+        warnings.append(JobWarning("no_speakers", "the diarizer found no speaker turns"))
+    return warnings

@@ -1,0 +1,1 @@
+"""The `whospoke` command: run the services locally, process files, check health."""
