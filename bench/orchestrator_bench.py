@@ -87,7 +87,7 @@ def baseline(audio: Samples, threads: int) -> dict[str, float]:
 
     torch.set_num_threads(threads)
     model = WhisperModel(
-        resolve_whisper("base"), device="cpu", compute_type="int8", cpu_threads=threads
+        resolve_whisper("base").location, device="cpu", compute_type="int8", cpu_threads=threads
     )
     pipeline = stock_pipeline()
     start = time.perf_counter()
