@@ -111,12 +111,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only-whospoke", action="store_true", help="skip the baseline")
     args = parser.parse_args()
     audio, _ = joined(clips(args.data))
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     duration = audio.size / SAMPLE_RATE
     ours = asyncio.run(whospoke(wav(audio), args.threads))
     print("whospoke", ours, flush=True)
+    if args.only_whospoke:
+        return
     base = baseline(audio, args.threads)
     print("baseline", base, flush=True)
     rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from transcriber.windows import (
     ANALYSIS_SAMPLES,
+    FIRST_WINDOW_SAMPLES,
     KEEP_BEFORE_SPEECH,
     WINDOW_SAMPLES,
     Plan,
@@ -76,3 +77,14 @@ def test_full_analysis_window_always_makes_progress() -> None:
     for final in (False, True):
         plan = plan_window(regions, ANALYSIS_SAMPLES, 2 * ANALYSIS_SAMPLES, final, True)
         assert plan == Plan(WINDOW_SAMPLES, transcribe=True)
+
+
+def test_a_smaller_window_packs_fewer_regions() -> None:
+    regions = [Region(s * S, (s + 4) * S) for s in range(0, 40, 5)]
+    analysed = 45 * S
+    full = plan_window(regions, analysed, analysed, final=False, vad_filter=True)
+    first = plan_window(
+        regions, analysed, analysed, final=False, vad_filter=True, window=FIRST_WINDOW_SAMPLES
+    )
+    assert full is not None and first is not None
+    assert (first.cut, full.cut) == (9 * S, 34 * S)

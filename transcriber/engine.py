@@ -24,7 +24,13 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from transcriber.config import ModelConfig
 from transcriber.domain import EngineInfo, Segment, TranscriptionOptions, Word
-from transcriber.windows import ANALYSIS_SAMPLES, Region, plan_window
+from transcriber.windows import (
+    ANALYSIS_SAMPLES,
+    FIRST_WINDOW_SAMPLES,
+    WINDOW_SAMPLES,
+    Region,
+    plan_window,
+)
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
 from whospoke.common.errors import InvalidArgument, Unavailable
 from whospoke.common.models import resolve_whisper
@@ -170,6 +176,7 @@ class WhisperSession:
                 buffer.size,
                 final,
                 self._options.vad_filter,
+                FIRST_WINDOW_SAMPLES if self._next_index == 0 else WINDOW_SAMPLES,
             )
             if plan is None:
                 return

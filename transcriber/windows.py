@@ -18,6 +18,8 @@ from whospoke.common.audio import SAMPLE_RATE
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE
 """Audio one Whisper pass decodes."""
+FIRST_WINDOW_SAMPLES = 10 * SAMPLE_RATE
+"""Speech packed into a stream's first piece: its text comes out sooner, for one extra pass."""
 ANALYSIS_SAMPLES = 60 * SAMPLE_RATE
 """Most audio VAD looks at per plan; enough to find a full window."""
 KEEP_BEFORE_SPEECH = SAMPLE_RATE
@@ -46,18 +48,20 @@ def plan_window(
     buffered: int,
     final: bool,
     vad_filter: bool,
+    window: int = WINDOW_SAMPLES,
 ) -> Plan | None:
     """Decide the next piece of the buffer to transcribe, or None to wait for audio.
 
     `regions` are the speech regions VAD found in the first `analysed` samples of a
     buffer of `buffered` samples; a region ending before `analysed` is closed.
+    Closed regions are packed up to `window` samples of speech.
     """
     if buffered == 0:
         return None
     if final and buffered <= ANALYSIS_SAMPLES:
         return Plan(buffered, transcribe=bool(regions) or not vad_filter)
     closed = [r for r in regions if r.end < analysed]
-    cut = _pack(closed, vad_filter)
+    cut = _pack(closed, vad_filter, window)
     if cut is not None:
         return Plan(cut, transcribe=True)
     if not regions and analysed > KEEP_BEFORE_SPEECH and vad_filter:
@@ -69,7 +73,7 @@ def plan_window(
     return None
 
 
-def _pack(closed: Sequence[Region], vad_filter: bool) -> int | None:
+def _pack(closed: Sequence[Region], vad_filter: bool, window: int) -> int | None:
     """End of the last closed region that still fits one window, if any.
 
     With VAD filtering Whisper sees only the speech, so the speech duration
@@ -80,9 +84,9 @@ def _pack(closed: Sequence[Region], vad_filter: bool) -> int | None:
     for region in closed:
         speech += region.end - region.start
         used = speech if vad_filter else region.end
-        if used > WINDOW_SAMPLES and cut is not None:
+        if used > window and cut is not None:
             break
         cut = region.end
-        if used > WINDOW_SAMPLES:
+        if used > window:
             break
     return cut
