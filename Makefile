@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 ASTERISK := en fr es
 ASTERISK_PKGS := $(foreach l,$(ASTERISK),asterisk-core-sounds-$(l) asterisk-core-sounds-$(l)-wav)
 
-.PHONY: venv testdata demo test lint typecheck unit protos bench bench-quick clean
+.PHONY: venv testdata demo test lint typecheck unit protos bench bench-quick tune clean
 
 venv: $(STAMP)
 
@@ -50,15 +50,22 @@ test: lint typecheck unit
 protos: venv
 	$(BIN)/python scripts/gen_protos.py
 
+# The whole benchmark (about 40 minutes on 2 cores): BENCHMARKS.md and bench/figures/.
 bench: venv testdata
 	$(BIN)/python bench/transcriber_bench.py
 	$(BIN)/python bench/transcriber_accuracy.py
-	$(BIN)/python bench/diarizer_tuning.py
 	$(BIN)/python bench/diarizer_bench.py
 	$(BIN)/python bench/orchestrator_bench.py
 
+# A few minutes; figures go to BENCHMARKS.quick.md.
 bench-quick: venv testdata
 	$(BIN)/python bench/transcriber_bench.py --quick
+	$(BIN)/python bench/diarizer_bench.py --quick
+	$(BIN)/python bench/orchestrator_bench.py --quick
+
+# Clustering threshold sweep on the dev clips (about 12 minutes).
+tune: venv
+	$(BIN)/python bench/diarizer_tuning.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,9 +2,11 @@
 
 Inputs: pyannote's `sample.wav` (30 s, 2 speakers) and the ten 30 s meeting clips of
 `../shared/data/diarization-dev` joined into one 5-minute recording (their RTTM
-shifted alongside; speaker labels are corpus-wide), repeated to 30 and 60 minutes
-for the memory figures. Each run is its own process (models loaded, audio fed in
-1 s chunks as the service does), so its peak RSS is its own. Both paths use the
+shifted alongside; speaker labels are corpus-wide), and its first 2.5 minutes for
+the whole-file pipeline's memory slope. Memory at 30 and 60 minutes is measured
+on the services by `bench/orchestrator_bench.py`. Each run is its own process
+(models loaded, audio fed in 1 s chunks as the service does), so its peak RSS is
+its own. Both paths use the
 same models and threads; DER with pyannote.metrics (overlap scored, collar 0 and
 0.25 s each side).
 
@@ -24,8 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,40 +33,15 @@ import torch
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
+from bench.inputs import DEV_DATA, meeting, sample
 from bench.report import machine, write_section
 from diarizer.baseline import diarize_whole, stock_pipeline
 from diarizer.embedders import PooledEmbedder
 from diarizer.incremental import IncrementalDiarizer
 from diarizer.models import CamPlusPlus, load_segmentation
-from whospoke.common.audio import SAMPLE_RATE, Samples, decode_audio
-from whospoke.evaluation import sample_dir, sample_path
+from whospoke.common.audio import SAMPLE_RATE, Samples
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared/data/diarization-dev"
-
-
-def clips(data: Path) -> list[tuple[Samples, Annotation]]:
-    """The dev clips in name order, each with its reference."""
-    rows: dict[str, list[tuple[float, float, str]]] = {}
-    for line in (data / "reference.rttm").read_text().splitlines():
-        f = line.split()
-        rows.setdefault(f[1], []).append((float(f[3]), float(f[4]), f[7]))
-    result = []
-    for wav in sorted(data.glob("*.wav")):
-        reference = Annotation(uri=wav.stem)
-        for start, duration, speaker in rows.get(wav.stem, []):
-            reference[Segment(start, start + duration)] = speaker
-        result.append((decode_audio(wav), reference))
-    return result
-
-
-def joined(recordings: list[tuple[Samples, Annotation]]) -> tuple[Samples, Annotation]:
-    """One recording of all clips, with their references shifted onto its timeline."""
-    reference, offset = Annotation(uri="meeting"), 0.0
-    for audio, clip in recordings:
-        for segment, _, speaker in clip.itertracks(yield_label=True):
-            reference[Segment(offset + segment.start, offset + segment.end)] = speaker
-        offset += audio.size / SAMPLE_RATE
-    return np.concatenate([audio for audio, _ in recordings]), reference
+DEFAULT_DATA = DEV_DATA
 
 
 def der(reference: Annotation, hypothesis: Annotation, duration: float, collar: float) -> float:
@@ -76,16 +51,8 @@ def der(reference: Annotation, hypothesis: Annotation, duration: float, collar: 
 
 def recording(name: str, data: Path) -> tuple[Samples, Annotation]:
     """ "sample" or "meeting-N": the dev meeting repeated to N minutes."""
-    if name == "sample":
-        from pyannote.database.util import load_rttm
-
-        reference = load_rttm(str(sample_dir() / "sample.rttm"))["sample"]  # type: ignore[no-untyped-call]
-        return decode_audio(sample_path()), reference
-    minutes = int(name.split("-")[1])
-    audio, reference = joined(clips(data))
-    repeats = -(-minutes * 60 * SAMPLE_RATE // audio.size)
-    looped = joined([(audio, reference)] * repeats)
-    return looped[0][: minutes * 60 * SAMPLE_RATE], looped[1].crop(Segment(0, minutes * 60))
+    source = sample() if name == "sample" else meeting(float(name.split("-")[1]), data)
+    return source.audio, source.reference
 
 
 def run_incremental(audio: Samples) -> dict[str, Any]:
@@ -141,11 +108,9 @@ def measure(path: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
 RUNS = [
     ("stock", "sample"),
     ("incremental", "sample"),
+    ("stock", "meeting-2.5"),
     ("stock", "meeting-5"),
     ("incremental", "meeting-5"),
-    ("stock", "meeting-10"),
-    ("incremental", "meeting-30"),
-    ("incremental", "meeting-60"),
 ]
 LABELS = {"stock": "pyannote whole-file pipeline", "incremental": "whospoke incremental"}
 
@@ -154,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="skip the 10, 30 and 60 min runs")
+    parser.add_argument("--quick", action="store_true", help="sample.wav only")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -162,7 +127,7 @@ def main() -> None:
     if args.worker:
         worker(args.worker[0], args.worker[1], args.data, args.output)
         return
-    runs = [r for r in RUNS if not args.quick or r[1] in ("sample", "meeting-5")]
+    runs = [r for r in RUNS if not args.quick or r[1] == "sample"]
     lines = [
         "Command: `python bench/diarizer_bench.py` (one run each, each in its own process).",
         f"Machine: {machine()}; torch threads {args.threads}.",
@@ -171,7 +136,7 @@ def main() -> None:
         "embeds each (window, speaker) pair on its own, threshold 0.6; whospoke pools CAM++ "
         "frame features computed once per stream, threshold 0.7 (see the tuning section).",
         "Inputs: `sample.wav` (30 s, 2 speakers); the ten clips of `shared/data/diarization-dev` "
-        "joined (5 min, 21 speakers), repeated to 10, 30 and 60 min. Audio is fed in 1 s "
+        "joined (5 min, 21 speakers), and their first 2.5 min. Audio is fed in 1 s "
         "chunks; the tail is the time from the last chunk to the final turns.",
         "",
         "| path | input | wall time (s) | real-time factor | tail after last chunk (s) "
@@ -186,7 +151,7 @@ def main() -> None:
             f"| {r['seconds'] / r['duration']:.3f} | {tail} | {r['rss_mib']:.0f} "
             f"| {r['speakers']} | {100 * r['der0']:.1f} % | {100 * r['der25']:.1f} % |"
         )
-    write_section("Diarizer", "\n".join(lines))
+    write_section("Diarizer", "\n".join(lines), quick=args.quick)
     print("\n".join(lines), flush=True)
 
 

@@ -24,7 +24,8 @@ import torch
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from bench.diarizer_bench import DEFAULT_DATA, clips, joined, recording
+from bench.diarizer_bench import DEFAULT_DATA, recording
+from bench.inputs import clips, joined
 from bench.report import machine, write_section
 from diarizer.baseline import diarize_whole, stock_pipeline
 from diarizer.embedders import PooledEmbedder

@@ -1,14 +1,17 @@
-"""Orchestrator benchmark: `Process` over gRPC versus the sequential in-process baseline.
+"""Product benchmark: `Process` over gRPC versus the sequential in-process baseline.
 
-Input: the ten meeting clips of `../shared/data/diarization-dev` joined into one
-5-minute recording (21 speakers), written as a WAV file and sent as bytes.
-- whospoke: the three services as subprocesses (Whisper base, segmentation-3.0 +
-  CAM++), one `Process` call; wall time and the time to the first transcript segment.
-- baseline: in one process, faster-whisper transcribes the whole file, then pyannote's
-  whole-file pipeline diarizes it: the usual WhisperX-style script.
-Same models and the same thread count for every model in both.
+The three services run as subprocesses (Whisper base int8, segmentation-3.0 + CAM++),
+each model with `--threads` threads. In one run:
+1. speed: `Process` on the 5-minute dev meeting (first segment, per-stage times,
+   progress over time) against the baseline, which transcribes the whole file with
+   faster-whisper and then runs pyannote's whole-file pipeline in one process;
+2. accuracy: DER and WER of `Process` and of the baseline on the three-voice Asterisk
+   conversation and on sample.wav;
+3. throughput with 1, 2 and 4 concurrent clients (queue positions observed);
+4. peak RSS of each service after processing 5, 30 and 60 minutes (full mode).
+`--quick` keeps sample.wav for speed and accuracy and skips 3 and 4.
 
-Usage: .venv/bin/python bench/orchestrator_bench.py [--data DIR] [--threads 2]
+Usage: .venv/bin/python bench/orchestrator_bench.py [--threads 2] [--quick]
 """
 
 from __future__ import annotations
@@ -20,19 +23,39 @@ import os
 import sys
 import time
 import wave
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.diarizer_bench import DEFAULT_DATA, clips, joined
+from pyannote.core import Annotation, Segment, Timeline
+from pyannote.metrics.diarization import DiarizationErrorRate
+
+from bench.inputs import Input, conversation, meeting, sample
+from bench.plots import progress_plot, rss_plot
 from bench.report import machine, write_section
 from whospoke.common.audio import SAMPLE_RATE, Samples, float_to_pcm
 from whospoke.common.procs import ServiceProcess
+from whospoke.evaluation import word_error_rate
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
+
+
+@dataclass
+class Outcome:
+    """What one transcription + diarization of an input produced, and when."""
+
+    seconds: float
+    first_segment: float
+    transcription: float
+    diarization: float
+    words: list[tuple[float, float, str]]
+    turns: Annotation
+    text: str
+    timeline: list[tuple[float, float, float]] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
 
 
 def wav(audio: Samples) -> bytes:
@@ -45,40 +68,75 @@ def wav(audio: Samples) -> bytes:
     return buffer.getvalue()
 
 
-async def whospoke(data: bytes, threads: int) -> dict[str, float]:
-    transcriber = ServiceProcess.start("transcriber", ["--cpu-threads", str(threads)])
-    diarizer = ServiceProcess.start("diarizer", ["--threads", str(threads)])
-    backends = ["--transcriber", transcriber.address, "--diarizer", diarizer.address]
-    orchestrator = ServiceProcess.start("orchestrator", backends)
-    services = [transcriber, diarizer, orchestrator]
-    try:
-        await asyncio.gather(*(s.wait_serving(within=600) for s in services))
-        async with orchestrator.channel() as channel:
+class Services:
+    """The three services as subprocesses, and `Process` calls against them."""
+
+    def __init__(self, threads: int) -> None:
+        self.transcriber = ServiceProcess.start("transcriber", ["--cpu-threads", str(threads)])
+        self.diarizer = ServiceProcess.start("diarizer", ["--threads", str(threads)])
+        backends = ["--transcriber", self.transcriber.address, "--diarizer", self.diarizer.address]
+        self.orchestrator = ServiceProcess.start(
+            "orchestrator", [*backends, "--max-queued-jobs", "8"]
+        )
+        self.all = [self.transcriber, self.diarizer, self.orchestrator]
+
+    async def ready(self) -> None:
+        await asyncio.gather(*(s.wait_serving(within=600) for s in self.all))
+
+    def stop(self) -> None:
+        for s in reversed(self.all):
+            s.stop()
+
+    def peak_rss_mib(self) -> dict[str, float]:
+        """VmHWM of each service process."""
+        peaks = {}
+        for s in self.all:
+            status = Path(f"/proc/{s.process.pid}/status").read_text()
+            line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+            peaks[s.name] = int(line.split()[1]) / 1024
+        return peaks
+
+    async def process(self, data: bytes, options: pb.ProcessOptions | None = None) -> Outcome:
+        async with self.orchestrator.channel() as channel:
             stub = pb_grpc.OrchestratorStub(channel)
+            request = pb.ProcessRequest(audio=data, options=options or pb.ProcessOptions())
             start = time.perf_counter()
-            first = 0.0
-            result = None
-            async for event in stub.Process(pb.ProcessRequest(audio=data), timeout=3600):
-                if event.HasField("segment") and not first:
-                    first = time.perf_counter() - start
-                if event.HasField("result"):
+            first, timeline, positions = 0.0, [], []
+            result: pb.ProcessResult | None = None
+            async for event in stub.Process(request, timeout=7200):
+                now = time.perf_counter() - start
+                kind = event.WhichOneof("event")
+                if kind == "segment" and not first:
+                    first = now
+                elif kind == "progress":
+                    p = event.progress
+                    timeline.append((now, p.transcription_percent, p.diarization_percent))
+                elif kind == "queued":
+                    positions.append(event.queued.position)
+                elif kind == "result":
                     result = event.result
             total = time.perf_counter() - start
-    finally:
-        for s in reversed(services):
-            s.stop()
-    assert result is not None
-    t = result.timings
-    return {
-        "total": total,
-        "first_segment": first,
-        "transcription": t.transcription_seconds,
-        "diarization": t.diarization_seconds,
-        "speakers": float(len(result.speakers)),
-    }
+        assert result is not None
+        turns = Annotation()
+        for turn in result.diarization_turns:
+            turns[Segment(turn.start_seconds, turn.end_seconds)] = turn.speaker
+        words = [(w.start_seconds, w.end_seconds, w.text) for s in result.segments for w in s.words]
+        t = result.timings
+        return Outcome(
+            total,
+            first - t.queued_seconds if first else 0.0,
+            t.transcription_seconds,
+            t.diarization_seconds,
+            words,
+            turns,
+            result.text,
+            timeline,
+            positions,
+        )
 
 
-def baseline(audio: Samples, threads: int) -> dict[str, float]:
+def baseline(audio: Samples, threads: int, language: str = "") -> Outcome:
+    """faster-whisper on the whole file, then pyannote's whole-file pipeline."""
     import torch
     from faster_whisper import WhisperModel
 
@@ -86,65 +144,175 @@ def baseline(audio: Samples, threads: int) -> dict[str, float]:
     from whospoke.common.models import resolve_whisper
 
     torch.set_num_threads(threads)
-    model = WhisperModel(
-        resolve_whisper("base").location, device="cpu", compute_type="int8", cpu_threads=threads
-    )
+    location = resolve_whisper("base").location
+    model = WhisperModel(location, device="cpu", compute_type="int8", cpu_threads=threads)
     pipeline = stock_pipeline()
     start = time.perf_counter()
-    segments, _ = model.transcribe(audio, vad_filter=True, word_timestamps=True)
-    first = 0.0
-    for _ in segments:
+    segments, _ = model.transcribe(
+        audio, language=language or None, vad_filter=True, word_timestamps=True
+    )
+    first, words, texts = 0.0, [], []
+    for segment in segments:
         first = first or time.perf_counter() - start
+        texts.append(segment.text)
+        words += [(w.start, w.end, w.word) for w in segment.words or ()]
     transcribed = time.perf_counter()
     turns = diarize_whole(pipeline, audio).speaker_diarization
     end = time.perf_counter()
-    return {
-        "total": end - start,
-        "first_segment": first,
-        "transcription": transcribed - start,
-        "diarization": end - transcribed,
-        "speakers": float(len(turns.labels())),
-    }
+    return Outcome(
+        end - start, first, transcribed - start, end - transcribed, words, turns, "".join(texts)
+    )
+
+
+def der(source: Input, turns: Annotation, collar: float) -> float:
+    metric = DiarizationErrorRate(collar=2 * collar, skip_overlap=False)
+    uem = Timeline([Segment(0, source.seconds)])
+    return float(metric(source.reference, turns, uem=uem))
+
+
+def wer(source: Input, outcome: Outcome) -> str:
+    """Overall WER, or per speaker-language (words by reference turn) for the conversation."""
+    if not source.turns:
+        return f"{100 * word_error_rate(source.transcript, outcome.text):.1f} %"
+    parts = []
+    for lang in ("en", "fr", "es"):
+        spans = [(s, e, text) for s, e, who, text in source.turns if who == lang]
+        reference = " ".join(text for *_, text in spans)
+        said = [w for w in outcome.words if any(s <= (w[0] + w[1]) / 2 < e for s, e, _ in spans)]
+        hypothesis = "".join(text for *_, text in said)
+        parts.append(f"{lang} {100 * word_error_rate(reference, hypothesis, lang):.1f} %")
+    return ", ".join(parts)
+
+
+def accuracy_row(label: str, source: Input, outcome: Outcome) -> str:
+    errors = [100 * der(source, outcome.turns, collar) for collar in (0.0, 0.25)]
+    return (
+        f"| {source.name} | {label} | {outcome.seconds:.1f} | "
+        f"{errors[0]:.1f} / {errors[1]:.1f} % "
+        f"| {len(outcome.turns.labels())} | {wer(source, outcome)} |"
+    )
+
+
+async def throughput(services: Services, data: bytes, seconds: float) -> list[str]:
+    rows = []
+    for clients in (1, 2, 4):
+        start = time.perf_counter()
+        outcomes = await asyncio.gather(*(services.process(data) for _ in range(clients)))
+        wall = time.perf_counter() - start
+        positions = sorted({p for o in outcomes for p in o.positions})
+        rows.append(
+            f"| {clients} | {wall:.1f} | {clients * seconds / wall:.1f} | "
+            f"{', '.join(map(str, positions)) or '-'} |"
+        )
+        print("throughput", rows[-1], flush=True)
+    return rows
+
+
+async def measure_services(args: argparse.Namespace, inputs: dict[str, Input]) -> dict[str, Any]:
+    services = Services(args.threads)
+    found: dict[str, Any] = {}
+    try:
+        await services.ready()
+        for name, source in inputs.items():
+            options = pb.ProcessOptions(language="en") if name == "sample" else None
+            found[name] = await services.process(wav(source.audio), options)
+            print("whospoke", name, f"{found[name].seconds:.1f} s", flush=True)
+        if not args.quick:
+            speed = inputs["meeting-5"]
+            found["throughput"] = await throughput(services, wav(speed.audio), speed.seconds)
+            found["rss"] = [(5.0, services.peak_rss_mib())]
+            for minutes in (30.0, 60.0):
+                long = meeting(minutes)
+                outcome = await services.process(wav(long.audio))
+                found["rss"].append((minutes, services.peak_rss_mib()))
+                print("rss", minutes, found["rss"][-1], f"{outcome.seconds:.1f} s", flush=True)
+    finally:
+        services.stop()
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only-whospoke", action="store_true", help="skip the baseline")
+    parser.add_argument("--quick", action="store_true", help="sample.wav only; no load or memory")
     args = parser.parse_args()
-    audio, _ = joined(clips(args.data))
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
-    duration = audio.size / SAMPLE_RATE
-    ours = asyncio.run(whospoke(wav(audio), args.threads))
-    print("whospoke", ours, flush=True)
-    if args.only_whospoke:
-        return
-    base = baseline(audio, args.threads)
-    print("baseline", base, flush=True)
-    rows = []
-    for label, r in (("sequential in-process baseline", base), ("whospoke `Process`", ours)):
-        rows.append(
-            f"| {label} | {r['total']:.1f} | {r['total'] / duration:.3f} | "
-            f"{r['first_segment']:.1f} ({100 * r['first_segment'] / r['total']:.0f} %) | "
-            f"{r['transcription']:.1f} | {r['diarization']:.1f} | {r['speakers']:.0f} |"
-        )
+    inputs = {"sample": sample()}
+    if not args.quick:
+        inputs |= {"meeting-5": meeting(5), "conversation": conversation()}
+    ours = asyncio.run(measure_services(args, inputs))
+    base = {}
+    for name, source in inputs.items():
+        base[name] = baseline(source.audio, args.threads, "en" if name == "sample" else "")
+        print("baseline", name, f"{base[name].seconds:.1f} s", flush=True)
+    write_report(args, inputs, ours, base)
+
+
+def write_report(
+    args: argparse.Namespace,
+    inputs: dict[str, Input],
+    ours: dict[str, Any],
+    base: dict[str, Outcome],
+) -> None:
+    speed = "sample" if args.quick else "meeting-5"
+    source, mine, theirs = inputs[speed], ours[speed], base[speed]
+    figures = Path(__file__).resolve().parent / "figures"
+    progress_plot(mine.timeline, mine.first_segment, figures / "progress.png")
     lines = [
-        "Command: `python bench/orchestrator_bench.py`.",
-        f"Machine: {machine()}; {args.threads} threads for each model.",
-        f"Input: the dev clips joined, {duration:.0f} s, 21 speakers, sent as one WAV file. "
-        "Models: Whisper base (int8), segmentation-3.0 + CAM++. The baseline transcribes the "
-        "whole file with faster-whisper, then runs pyannote's whole-file pipeline.",
+        f"Command: `python bench/orchestrator_bench.py{' --quick' if args.quick else ''}`.",
+        f"Machine: {machine()}; {args.threads} threads for each model, both on the same cores.",
+        "Models: Whisper base (int8), segmentation-3.0 + CAM++. Baseline: faster-whisper on the "
+        "whole file, then pyannote's whole-file pipeline, in one process.",
         "",
-        "| path | wall time (s) | real-time factor | first segment (s, share of total) "
-        "| transcription (s) | diarization (s) | speakers |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
+        f"### Speed ({source.name}, {source.seconds:.0f} s, sent as one WAV file)",
         "",
-        f"whospoke / baseline wall time: {ours['total'] / base['total']:.2f}.",
+        "| path | wall time (s) | real-time factor | first segment (s, share) "
+        "| transcription (s) | diarization (s) |",
+        "|---|---|---|---|---|---|",
     ]
-    write_section("Orchestrator", "\n".join(lines))
-    print("\n".join(lines))
+    for label, r in (("sequential baseline", theirs), ("whospoke `Process`", mine)):
+        lines.append(
+            f"| {label} | {r.seconds:.1f} | {r.seconds / source.seconds:.3f} | "
+            f"{r.first_segment:.1f} ({100 * r.first_segment / r.seconds:.0f} %) | "
+            f"{r.transcription:.1f} | {r.diarization:.1f} |"
+        )
+    lines += [
+        "",
+        f"whospoke / baseline wall time: **{mine.seconds / theirs.seconds:.2f}**. "
+        "Progress events over time: ![progress](bench/figures/progress.png)",
+        "",
+        "### Accuracy (DER collar 0 / 0.25 s, overlap scored; WER normalised)",
+        "",
+        "| input | path | wall time (s) | DER | speakers | WER |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, source in inputs.items():
+        lines.append(accuracy_row("baseline", source, base[name]))
+        lines.append(accuracy_row("whospoke", source, ours[name]))
+    if not args.quick:
+        lines += [
+            "",
+            "### Throughput (concurrent clients on the 5-minute meeting; 1 job at a time)",
+            "",
+            "| clients | wall time (s) | audio seconds per second | queue positions seen |",
+            "|---|---|---|---|",
+            *ours["throughput"],
+            "",
+            "### Peak RSS of each service (MiB): after the 5-minute jobs, then after one "
+            "30-minute and one 60-minute `Process`",
+            "",
+            "| audio (min) | transcriber | diarizer | orchestrator |",
+            "|---|---|---|---|",
+            *[
+                f"| {m:g} | {r['transcriber']:.0f} | {r['diarizer']:.0f} "
+                f"| {r['orchestrator']:.0f} |"
+                for m, r in ours["rss"]
+            ],
+            "",
+            "![rss](bench/figures/rss.png)",
+        ]
+        rss_plot(ours["rss"], figures / "rss.png")
+    write_section("Product (Process)", "\n".join(lines), quick=args.quick)
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,17 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {packages}"
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section `## name` of BENCHMARKS.md."""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
+def write_section(name: str, body: str, quick: bool = False) -> None:
+    """Replace (or append) the section `## name` of BENCHMARKS.md.
+
+    Quick runs write to BENCHMARKS.quick.md instead, leaving the full figures alone.
+    """
+    target = BENCHMARKS.with_suffix(".quick.md") if quick else BENCHMARKS
+    text = target.read_text() if target.exists() else HEADER
     section = f"## {name}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
     else:
         text = text.rstrip() + "\n\n" + section
-    BENCHMARKS.write_text(text)
+    target.write_text(text)

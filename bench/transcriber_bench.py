@@ -135,7 +135,7 @@ async def main() -> None:
                 )
     finally:
         service.stop()
-    write_section("Transcriber", report(args, recording, duration, runs, results))
+    write_section("Transcriber", report(args, recording, duration, runs, results), args.quick)
     print("BENCHMARKS.md updated", flush=True)
 
 

@@ -183,7 +183,7 @@ def transcription_config(options: TranscriptionOptions) -> tpb.TranscriptionConf
 
 
 def diarization_config(options: DiarizationOptions) -> diarizer_pb2.DiarizationConfig:
-    config = diarizer_pb2.DiarizationConfig(turn_output=diarizer_pb2.TURN_OUTPUT_EXCLUSIVE)
+    config = diarizer_pb2.DiarizationConfig(turn_output=diarizer_pb2.TURN_OUTPUT_BOTH)
     for name in ("num_speakers", "min_speakers", "max_speakers"):
         value = getattr(options, name)
         if value is not None:
@@ -207,9 +207,8 @@ def segment_from_pb(segment: tpb.TranscriptSegment) -> Segment:
 
 
 def diarization_from_pb(result: diarizer_pb2.DiarizationResult) -> DiarizationOutput:
-    turns = _turns(result.exclusive_turns)
     speakers = tuple(SpeakerInfo(s.speaker, s.speech_seconds) for s in result.speakers)
-    return DiarizationOutput(_turns(result.turns), turns, speakers)
+    return DiarizationOutput(_turns(result.turns), _turns(result.exclusive_turns), speakers)
 
 
 def _turns(turns: Iterable[diarizer_pb2.SpeakerTurn]) -> tuple[Turn, ...]:

@@ -59,7 +59,8 @@ def result_to_pb(result: JobResult) -> pb.ProcessResult:
         text=result.text,
         segments=[_segment(s) for s in result.segments],
         transcription_segments=[segment_to_pb(s) for s in result.transcription_segments],
-        diarization_turns=[_turn(t) for t in result.diarization.exclusive_turns],
+        diarization_turns=[_turn(t) for t in result.diarization.turns],
+        exclusive_turns=[_turn(t) for t in result.diarization.exclusive_turns],
         speakers=[
             diarizer_pb2.SpeakerSummary(speaker=s.speaker, speech_seconds=s.speech_seconds)
             for s in result.diarization.speakers

@@ -68,13 +68,15 @@ def _asterisk_index(language: str) -> Path:
     return ASTERISK_DOCS / f"asterisk-core-sounds-{language}" / f"core-sounds-{language}.txt.gz"
 
 
-def asterisk_recording(
-    language: str, count: int = 12, min_words: int = 6, gap_seconds: float = 1.5
-) -> Recording:
-    """`count` prompts of at least `min_words` words, in name order, joined by silences.
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    text: str
+    audio: Samples
 
-    Deterministic for a given package version, so figures are comparable between runs.
-    """
+
+def asterisk_prompts(language: str, count: int = 12, min_words: int = 6) -> list[Prompt]:
+    """`count` prompts of at least `min_words` words, in name order (deterministic)."""
     prompts: list[tuple[str, str]] = []
     with gzip.open(_asterisk_index(language), "rt", encoding="utf-8", errors="replace") as index:
         for line in index:
@@ -85,15 +87,28 @@ def asterisk_recording(
             wav = ASTERISK_SOUNDS / language / f"{name.strip()}.wav"
             if wav.is_file():
                 prompts.append((name.strip(), text))
-    chosen = sorted(prompts)[:count]
+    return [
+        Prompt(name, text, decode_audio(ASTERISK_SOUNDS / language / f"{name}.wav"))
+        for name, text in sorted(prompts)[:count]
+    ]
+
+
+def asterisk_recording(
+    language: str, count: int = 12, min_words: int = 6, gap_seconds: float = 1.5
+) -> Recording:
+    """`count` prompts of at least `min_words` words, in name order, joined by silences.
+
+    Deterministic for a given package version, so figures are comparable between runs.
+    """
+    chosen = asterisk_prompts(language, count, min_words)
     gap = np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32)
     parts: list[Samples] = [gap]
-    for name, _ in chosen:
-        parts += [decode_audio(ASTERISK_SOUNDS / language / f"{name}.wav"), gap]
+    for prompt in chosen:
+        parts += [prompt.audio, gap]
     return Recording(
         audio=np.concatenate(parts),
-        transcript=" ".join(text for _, text in chosen),
-        prompts=tuple(name for name, _ in chosen),
+        transcript=" ".join(p.text for p in chosen),
+        prompts=tuple(p.name for p in chosen),
     )
 
 

@@ -511,6 +511,7 @@ class ProcessResult(_message.Message):
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
+    EXCLUSIVE_TURNS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The whole transcript."""
     language: _builtins.str
@@ -527,7 +528,7 @@ class ProcessResult(_message.Message):
 
     @_builtins.property
     def diarization_turns(self) -> _containers.RepeatedCompositeFieldContainer[_diarizer_pb2.SpeakerTurn]:
-        """The diarizer's exclusive turns (at most one speaker at a time)."""
+        """The diarizer's turns; they overlap where people speak at once."""
 
     @_builtins.property
     def speakers(self) -> _containers.RepeatedCompositeFieldContainer[_diarizer_pb2.SpeakerSummary]:
@@ -541,6 +542,12 @@ class ProcessResult(_message.Message):
     def models(self) -> Global___ModelsUsed:
         """Models used."""
 
+    @_builtins.property
+    def exclusive_turns(self) -> _containers.RepeatedCompositeFieldContainer[_diarizer_pb2.SpeakerTurn]:
+        """The diarizer's exclusive turns (at most one speaker at a time), which words
+        are attributed by.
+        """
+
     def __init__(
         self,
         *,
@@ -553,10 +560,11 @@ class ProcessResult(_message.Message):
         audio_duration_seconds: _builtins.float = ...,
         timings: Global___Timings | None = ...,
         models: Global___ModelsUsed | None = ...,
+        exclusive_turns: _abc.Iterable[_diarizer_pb2.SpeakerTurn] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["models", b"models", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "diarization_turns", b"diarization_turns", "language", b"language", "models", b"models", "segments", b"segments", "speakers", b"speakers", "text", b"text", "timings", b"timings", "transcription_segments", b"transcription_segments"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "diarization_turns", b"diarization_turns", "exclusive_turns", b"exclusive_turns", "language", b"language", "models", b"models", "segments", b"segments", "speakers", b"speakers", "text", b"text", "timings", b"timings", "transcription_segments", b"transcription_segments"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

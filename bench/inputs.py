@@ -1,0 +1,101 @@
+"""The benchmark inputs, built by code from packaged or shared data (nothing hand-made).
+
+- `sample`: pyannote's `sample.wav` (30 s, 2 speakers) with its RTTM and transcript.
+- `meeting(minutes)`: the ten 30 s clips of `../shared/data/diarization-dev` joined
+  (their RTTM shifted alongside; labels are corpus-wide) and repeated to `minutes`.
+- `conversation()`: Debian's Asterisk prompts in English, French and Spanish taking
+  turns, one language per speaker (three distinct voices), with the reference RTTM
+  and each turn's words generated alongside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pyannote.core import Annotation, Segment
+
+from whospoke.common.audio import SAMPLE_RATE, Samples, decode_audio
+from whospoke.evaluation import asterisk_prompts, sample_dir, sample_path, sample_transcript
+
+DEV_DATA = Path(__file__).resolve().parent.parent.parent / "shared/data/diarization-dev"
+LANGUAGES = ("en", "fr", "es")
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    audio: Samples
+    reference: Annotation
+    transcript: str = ""
+    turns: tuple[tuple[float, float, str, str], ...] = ()
+    """(start, end, speaker, words) of each reference turn, when known."""
+
+    @property
+    def seconds(self) -> float:
+        return self.audio.size / SAMPLE_RATE
+
+
+def sample() -> Input:
+    from pyannote.database.util import load_rttm
+
+    reference = load_rttm(str(sample_dir() / "sample.rttm"))["sample"]  # type: ignore[no-untyped-call]
+    return Input("sample", decode_audio(sample_path()), reference, sample_transcript())
+
+
+def clips(data: Path = DEV_DATA) -> list[tuple[Samples, Annotation]]:
+    """The dev clips in name order, each with its reference."""
+    rows: dict[str, list[tuple[float, float, str]]] = {}
+    for line in (data / "reference.rttm").read_text().splitlines():
+        f = line.split()
+        rows.setdefault(f[1], []).append((float(f[3]), float(f[4]), f[7]))
+    result = []
+    for wav in sorted(data.glob("*.wav")):
+        reference = Annotation(uri=wav.stem)
+        for start, duration, speaker in rows.get(wav.stem, []):
+            reference[Segment(start, start + duration)] = speaker
+        result.append((decode_audio(wav), reference))
+    return result
+
+
+def joined(recordings: list[tuple[Samples, Annotation]]) -> tuple[Samples, Annotation]:
+    """One recording of all, with their references shifted onto its timeline."""
+    reference, offset = Annotation(uri="meeting"), 0.0
+    for audio, part in recordings:
+        for segment, _, speaker in part.itertracks(yield_label=True):
+            reference[Segment(offset + segment.start, offset + segment.end)] = speaker
+        offset += audio.size / SAMPLE_RATE
+    return np.concatenate([audio for audio, _ in recordings]), reference
+
+
+def meeting(minutes: float, data: Path = DEV_DATA) -> Input:
+    audio, reference = joined(clips(data))
+    length = int(minutes * 60 * SAMPLE_RATE)
+    repeats = -(-length // audio.size)
+    looped, looped_reference = joined([(audio, reference)] * repeats)
+    return Input(
+        f"meeting-{minutes:g}",
+        np.ascontiguousarray(looped[:length]),
+        looped_reference.crop(Segment(0, length / SAMPLE_RATE)),
+    )
+
+
+def conversation(prompts_per_speaker: int = 12, gap_seconds: float = 0.6) -> Input:
+    """Three speakers (en, fr, es prompts) taking turns, with reference RTTM and words."""
+    prompts = {lang: asterisk_prompts(lang, prompts_per_speaker) for lang in LANGUAGES}
+    gap = np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32)
+    parts: list[Samples] = [gap]
+    reference = Annotation(uri="conversation")
+    turns = []
+    offset = gap_seconds
+    for index in range(prompts_per_speaker):
+        for lang in LANGUAGES:
+            prompt = prompts[lang][index]
+            end = offset + prompt.audio.size / SAMPLE_RATE
+            reference[Segment(offset, end)] = lang
+            turns.append((offset, end, lang, prompt.text))
+            parts += [prompt.audio, gap]
+            offset = end + gap_seconds
+    transcript = " ".join(text for *_, text in turns)
+    return Input("conversation", np.concatenate(parts), reference, transcript, tuple(turns))
