@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
 
 from orchestrator.backends import BackendSettings, GrpcDiarizer, GrpcTranscriber
 from orchestrator.config import OrchestratorConfig, load_config
@@ -12,15 +15,30 @@ from whospoke.common.metrics import Metrics
 from whospoke.common.server import configure_logging, serve
 
 
-async def run(config: OrchestratorConfig) -> None:
+def backend_settings(config: OrchestratorConfig, target: str) -> BackendSettings:
     b = config.backends
-    common = {
-        "deadline_seconds": b.deadline_seconds,
-        "deadline_per_audio_second": b.deadline_per_audio_second,
-        "max_message_bytes": config.server.max_message_bytes,
-    }
-    transcriber = GrpcTranscriber(BackendSettings(b.transcriber, **common))  # type: ignore[arg-type]
-    diarizer = GrpcDiarizer(BackendSettings(b.diarizer, **common))  # type: ignore[arg-type]
+    return BackendSettings(
+        target,
+        deadline_seconds=b.deadline_seconds,
+        deadline_per_audio_second=b.deadline_per_audio_second,
+        max_message_bytes=config.server.max_message_bytes,
+        credentials=backend_credentials(config),
+        server_name=b.tls_server_name,
+    )
+
+
+def backend_credentials(config: OrchestratorConfig) -> grpc.ChannelCredentials | None:
+    b = config.backends
+    if not b.tls_ca:
+        return None
+    key = Path(b.tls_key).read_bytes() if b.tls_key else None
+    cert = Path(b.tls_cert).read_bytes() if b.tls_cert else None
+    return grpc.ssl_channel_credentials(Path(b.tls_ca).read_bytes(), key, cert)
+
+
+async def run(config: OrchestratorConfig) -> None:
+    transcriber = GrpcTranscriber(backend_settings(config, config.backends.transcriber))
+    diarizer = GrpcDiarizer(backend_settings(config, config.backends.diarizer))
     metrics = Metrics("orchestrator")
     try:
         await serve(config.server, build_spec(config, transcriber, diarizer, metrics), metrics)

@@ -2,7 +2,8 @@
 
 Each backend address may name several replicas (`ipv4:10.0.0.1:50061,10.0.0.2:50061`
 or `dns:///transcriber:50061`); gRPC's `round_robin` policy spreads calls over
-them, which is how one host with several GPUs (one replica per GPU) scales. Every
+them, which is how one host with several GPUs (one replica per GPU) scales. A
+restarted backend is reconnected within about two seconds (short reconnect backoff). Every
 call has a deadline that grows with the audio's length; closing an event stream
 early cancels the call, so a cancelled job stops work on the backends too.
 Backend failures come out as our own errors naming the backend.
@@ -50,17 +51,23 @@ class BackendSettings:
     max_message_bytes: int = 8 << 20
     chunk_seconds: float = 2.0
     credentials: grpc.ChannelCredentials | None = None
+    server_name: str = ""
 
     def timeout(self, audio: Samples) -> float:
         return self.deadline_seconds + self.deadline_per_audio_second * audio.size / SAMPLE_RATE
 
 
 def open_channel(settings: BackendSettings) -> grpc.aio.Channel:
-    options = [
+    options: list[tuple[str, Any]] = [
         ("grpc.service_config", SERVICE_CONFIG),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.min_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 2000),
     ]
+    if settings.server_name:
+        options.append(("grpc.ssl_target_name_override", settings.server_name))
     if settings.credentials is not None:
         return grpc.aio.secure_channel(settings.target, settings.credentials, options=options)
     return grpc.aio.insecure_channel(settings.target, options=options)

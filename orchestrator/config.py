@@ -21,6 +21,13 @@ class BackendsConfig:
     diarizer: str = DEFAULT_DIARIZER
     deadline_seconds: float = 120.0
     deadline_per_audio_second: float = 2.0
+    tls_ca: str = ""
+    """PEM CA bundle that backend certificates must chain to; TLS to the backends when set."""
+    tls_cert: str = ""
+    """Client certificate for mutual TLS with the backends."""
+    tls_key: str = ""
+    tls_server_name: str = ""
+    """Name to check the backends' certificates against, when not the address's host."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,8 @@ class OrchestratorConfig:
     uploads: UploadsConfig
     max_concurrent_jobs: int = 1
     max_queued_jobs: int = 16
+    max_inline_bytes: int = 32 * MiB
+    max_audio_seconds: float = 4 * 3600.0
 
 
 def parser() -> EnvParser:
@@ -62,6 +71,10 @@ def parser() -> EnvParser:
         "deadline added per second of audio (a slower backend is considered stuck)",
         type=float,
     )
+    p.flag("backend-tls-ca", "", "PEM CA bundle for the backends' certificates (enables TLS)")
+    p.flag("backend-tls-cert", "", "PEM client certificate for mutual TLS with the backends")
+    p.flag("backend-tls-key", "", "PEM private key of --backend-tls-cert")
+    p.flag("backend-tls-server-name", "", "name the backends' certificates must carry")
     p.flag("max-concurrent-jobs", 1, "jobs processed at once", type=int)
     p.flag("max-queued-jobs", 16, "jobs that may wait for a slot", type=int)
     p.flag(
@@ -70,6 +83,8 @@ def parser() -> EnvParser:
         "where uploads are stored",
     )
     p.flag("max-upload-bytes", 2048 * MiB, "largest upload accepted", type=int)
+    p.flag("max-inline-bytes", 32 * MiB, "largest file accepted inside a Process request", type=int)
+    p.flag("max-audio-seconds", 4 * 3600.0, "longest recording accepted", type=float)
     p.flag("upload-ttl-seconds", 3600.0, "uploads are deleted this long after upload", type=float)
     return p
 
@@ -81,6 +96,10 @@ def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
         p.error("--max-concurrent-jobs must be >= 1 and --max-queued-jobs >= 0")
     if args.backend_deadline_seconds <= 0 or args.backend_deadline_per_audio_second < 0:
         p.error("backend deadlines must be positive")
+    if bool(args.backend_tls_cert) != bool(args.backend_tls_key):
+        p.error("--backend-tls-cert and --backend-tls-key must be given together")
+    if args.backend_tls_cert and not args.backend_tls_ca:
+        p.error("--backend-tls-cert needs --backend-tls-ca")
     return OrchestratorConfig(
         server=server_config(args),
         backends=BackendsConfig(
@@ -88,6 +107,10 @@ def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
             diarizer=args.diarizer,
             deadline_seconds=args.backend_deadline_seconds,
             deadline_per_audio_second=args.backend_deadline_per_audio_second,
+            tls_ca=args.backend_tls_ca,
+            tls_cert=args.backend_tls_cert,
+            tls_key=args.backend_tls_key,
+            tls_server_name=args.backend_tls_server_name,
         ),
         uploads=UploadsConfig(
             directory=Path(args.upload_dir),
@@ -96,4 +119,6 @@ def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
         ),
         max_concurrent_jobs=args.max_concurrent_jobs,
         max_queued_jobs=args.max_queued_jobs,
+        max_inline_bytes=args.max_inline_bytes,
+        max_audio_seconds=args.max_audio_seconds,
     )

@@ -23,6 +23,7 @@ class JobOptions:
     diarization: DiarizationOptions
     skip_transcription: bool = False
     skip_diarization: bool = False
+    require_diarization: bool = False
 
 
 @dataclass(frozen=True)

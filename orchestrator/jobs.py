@@ -28,6 +28,7 @@ from orchestrator.merge import AttributedSegment, attribute, full_text
 from orchestrator.streams import interleave
 from transcriber.domain import Segment
 from whospoke.common.audio import SAMPLE_RATE, Samples, decode_audio
+from whospoke.common.errors import InvalidArgument, WhospokeError
 from whospoke.common.limiter import Limiter
 
 logger = logging.getLogger(__name__)
@@ -104,15 +105,21 @@ class _State:
     diarization: DiarizationOutput = field(default_factory=lambda: DiarizationOutput((), (), ()))
     transcription_done: float | None = None
     diarization_done: float | None = None
+    diarization_failed: bool = False
 
 
 class JobRunner:
     def __init__(
-        self, transcriber: TranscriberBackend, diarizer: DiarizerBackend, limiter: Limiter
+        self,
+        transcriber: TranscriberBackend,
+        diarizer: DiarizerBackend,
+        limiter: Limiter,
+        max_audio_seconds: float = float("inf"),
     ) -> None:
         self._transcriber = transcriber
         self._diarizer = diarizer
         self._limiter = limiter
+        self._max_audio_seconds = max_audio_seconds
 
     async def run(self, source: Source, options: JobOptions) -> AsyncIterator[JobEvent]:
         """The job's events, ending with `JobResult`; errors propagate as our exceptions."""
@@ -124,6 +131,13 @@ class JobRunner:
             queued = time.perf_counter() - started
             yield StageStarted("decoding")
             audio = await asyncio.to_thread(_decode, source)
+            if audio.size == 0:
+                raise InvalidArgument("audio: the file holds no audio samples")
+            if audio.size > self._max_audio_seconds * SAMPLE_RATE:
+                raise InvalidArgument(
+                    f"audio: {audio.size / SAMPLE_RATE:.0f} s is longer than the "
+                    f"{self._max_audio_seconds:.0f} s this server accepts"
+                )
             decoded = time.perf_counter()
             state = _State(decoded, audio.size / SAMPLE_RATE)
             async for event in self._fan_out(audio, options, state):
@@ -165,9 +179,16 @@ class JobRunner:
             streams["transcriber"] = self._transcriber.transcribe(audio, options.transcription)
         if not options.skip_diarization:
             yield StageStarted("diarizing", state.audio_seconds)
-            streams["diarizer"] = self._diarizer.diarize(audio, options.diarization)
+            diarization = self._diarizer.diarize(audio, options.diarization)
+            if not options.require_diarization and not options.skip_transcription:
+                diarization = _tolerant(diarization)
+            streams["diarizer"] = diarization
         async for name, event in interleave(streams):
             now = time.perf_counter()
+            if isinstance(event, JobWarning):
+                state.diarization_done, state.diarization_failed = now, True
+                yield event
+                continue
             if isinstance(event, Segment):
                 state.segments.append(event)
                 state.transcribed = max(state.transcribed, event.end)
@@ -193,6 +214,21 @@ class JobRunner:
             except Exception:
                 logger.warning("diarizer GetInfo failed; models left blank", exc_info=True)
         return state.transcription_model, segmentation, embedding
+
+
+async def _tolerant(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The diarizer's events; its failure becomes a warning, and the job goes on."""
+    try:
+        async for event in stream:
+            yield event
+    except WhospokeError as error:
+        if isinstance(error, InvalidArgument):
+            raise
+        logger.warning("diarization failed, transcript continues without speakers: %s", error)
+        yield JobWarning(
+            "diarization_failed",
+            f"diarization failed ({error.code.name}: {error}); speakers are unknown",
+        )
 
 
 def _decode(source: Source) -> Samples:
@@ -225,6 +261,8 @@ def _warnings(options: JobOptions, state: _State) -> list[JobWarning]:
     warnings = []
     if not options.skip_transcription and not state.segments:
         warnings.append(JobWarning("no_speech", "the transcriber found no speech in the audio"))
+    if state.diarization_failed:
+        return warnings
     if not options.skip_diarization and not state.diarization.exclusive_turns:
         warnings.append(JobWarning("no_speakers", "the diarizer found no speaker turns"))
     return warnings

@@ -37,13 +37,17 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         limiter: Limiter,
         uploads: UploadStore,
         metrics: Metrics,
+        max_inline_bytes: int = 32 << 20,
+        max_audio_seconds: float = float("inf"),
     ) -> None:
         self._transcriber = transcriber
         self._diarizer = diarizer
         self._limiter = limiter
         self._uploads = uploads
         self._metrics = metrics
-        self._runner = JobRunner(transcriber, diarizer, limiter)
+        self._max_inline_bytes = max_inline_bytes
+        self._max_audio_seconds = max_audio_seconds
+        self._runner = JobRunner(transcriber, diarizer, limiter, max_audio_seconds)
 
     async def Process(
         self, request: pb.ProcessRequest, context: Context
@@ -63,8 +67,19 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     def _source(self, request: pb.ProcessRequest) -> Callable[[], bytes | Path]:
         kind = request.WhichOneof("source")
         if kind == "upload_id":
+            info = self._uploads.info(request.upload_id)
+            if info.duration_seconds > self._max_audio_seconds:
+                raise InvalidArgument(
+                    f"upload_id: {info.duration_seconds:.0f} s is longer than the "
+                    f"{self._max_audio_seconds:.0f} s this server accepts"
+                )
             path = self._uploads.path(request.upload_id)
             return lambda: path
+        if kind == "audio" and len(request.audio) > self._max_inline_bytes:
+            raise InvalidArgument(
+                f"audio: {len(request.audio)} bytes is above the {self._max_inline_bytes} "
+                "accepted inline; send the file with Upload and pass its upload_id"
+            )
         if kind == "audio" and request.audio:
             data = request.audio
             return lambda: data
@@ -132,6 +147,7 @@ def options_from_pb(options: pb.ProcessOptions) -> JobOptions:
         diarization=diarization_options(diarization, field="options"),
         skip_transcription=options.skip_transcription,
         skip_diarization=options.skip_diarization,
+        require_diarization=options.require_diarization,
     )
 
 
@@ -159,7 +175,15 @@ def build_spec(
     uploads = UploadStore(
         config.uploads.directory, config.uploads.max_bytes, config.uploads.ttl_seconds
     )
-    servicer = OrchestratorServicer(transcriber, diarizer, limiter, uploads, metrics)
+    servicer = OrchestratorServicer(
+        transcriber,
+        diarizer,
+        limiter,
+        uploads,
+        metrics,
+        max_inline_bytes=config.max_inline_bytes,
+        max_audio_seconds=config.max_audio_seconds,
+    )
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_OrchestratorServicer_to_server(servicer, server)

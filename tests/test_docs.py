@@ -32,6 +32,8 @@ def test_readme_documents_every_flag() -> None:
         "grace-seconds",
         "max-message-bytes",
         "log-level",
+        "auth-tokens-file",
+        "auth-health",
     }
     envs = list(transcriber_parser().env_vars.values()) + [
         env

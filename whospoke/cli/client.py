@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,12 @@ STAGE_NAMES = {
     pb.STAGE_DECODING: "decoding",
     pb.STAGE_MERGING: "merging",
 }
+
+
+def credentials(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """Call metadata: the bearer token from --token or $WHOSPOKE_TOKEN, if any."""
+    token = args.token or os.environ.get("WHOSPOKE_TOKEN", "")
+    return (("authorization", f"Bearer {token}"),) if token else ()
 
 
 def channel(address: str) -> grpc.aio.Channel:
@@ -49,7 +56,9 @@ def options_from_args(args: argparse.Namespace) -> pb.ProcessOptions:
     return options
 
 
-async def upload(stub: pb_grpc.OrchestratorAsyncStub, path: Path) -> str:
+async def upload(
+    stub: pb_grpc.OrchestratorAsyncStub, path: Path, metadata: tuple[tuple[str, str], ...]
+) -> str:
     async def chunks() -> AsyncIterator[pb.UploadChunk]:
         with path.open("rb") as file:
             first = True
@@ -57,7 +66,7 @@ async def upload(stub: pb_grpc.OrchestratorAsyncStub, path: Path) -> str:
                 yield pb.UploadChunk(data=data, filename=path.name if first else "")
                 first = False
 
-    response: pb.UploadResponse = await stub.Upload(chunks())
+    response: pb.UploadResponse = await stub.Upload(chunks(), metadata=metadata)
     return response.upload_id
 
 
@@ -127,20 +136,23 @@ async def process(args: argparse.Namespace) -> int:
         size = await asyncio.to_thread(lambda: path.stat().st_size)
         if size > INLINE_LIMIT:
             with console.status(f"uploading {path.name}..."):
-                uploaded = await upload(stub, path)
+                uploaded = await upload(stub, path, credentials(args))
             request.upload_id = uploaded
         else:
             request.audio = await asyncio.to_thread(path.read_bytes)
         result: pb.ProcessResult | None = None
         try:
             with ProgressView(console) as view:
-                async for event in stub.Process(request, timeout=args.timeout):
+                call = stub.Process(request, timeout=args.timeout, metadata=credentials(args))
+                async for event in call:
                     view.show(event)
                     if event.HasField("result"):
                         result = event.result
         finally:
             if uploaded:
-                await stub.DeleteUpload(pb.DeleteUploadRequest(upload_id=uploaded))
+                await stub.DeleteUpload(
+                    pb.DeleteUploadRequest(upload_id=uploaded), metadata=credentials(args)
+                )
     if result is None:
         console.print("[red]error:[/] the server ended the stream without a result")
         return 1
@@ -162,7 +174,7 @@ async def health(args: argparse.Namespace) -> int:
                 health_pb2.HealthCheckRequest(), timeout=args.timeout
             )
             status = await pb_grpc.OrchestratorStub(ch).GetStatus(
-                pb.GetStatusRequest(), timeout=args.timeout
+                pb.GetStatusRequest(), timeout=args.timeout, metadata=credentials(args)
             )
         except grpc.aio.AioRpcError as error:
             console.print(

@@ -41,9 +41,11 @@ def parser() -> argparse.ArgumentParser:
     process.add_argument("--hotwords", help="words the decoder should favour")
     process.add_argument("--timeout", type=float, default=None, help="give up after SECONDS")
     process.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    process.add_argument("--token", help="bearer token (default: $WHOSPOKE_TOKEN)")
     health = commands.add_parser("health", help="health of the orchestrator and its backends")
     health.add_argument("--server", default=DEFAULT_SERVER, help="orchestrator address")
     health.add_argument("--timeout", type=float, default=5.0)
+    health.add_argument("--token", help="bearer token (default: $WHOSPOKE_TOKEN)")
     return p
 
 

@@ -7,6 +7,7 @@ chunks of a stream are contiguous, and decodes files of any container with PyAV.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import numpy.typing as npt
 
 from whospoke.common.errors import InvalidArgument
 from whospoke.v1 import audio_pb2
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 """Samples per second of every stream."""
@@ -87,23 +90,33 @@ def iter_chunks(samples: Samples, chunk_seconds: float = 1.0) -> Iterator[audio_
 def decode_audio(source: str | Path | bytes) -> Samples:
     """Decode the first audio track of any file FFmpeg reads to 16 kHz mono.
 
-    Raises InvalidArgument when the input is not decodable or has no audio track.
+    A file damaged or cut short after some audio decoded keeps that audio (a
+    warning is logged): an interrupted recording is still worth transcribing.
+    Raises InvalidArgument when nothing is decodable or there is no audio track.
     """
     target = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+    parts: list[npt.NDArray[Any]] = []
     try:
         with av.open(target, mode="r") as container:
             if not container.streams.audio:
                 raise InvalidArgument("audio: the file has no audio track")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            parts: list[npt.NDArray[Any]] = []
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    parts.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                parts.append(out.to_ndarray().reshape(-1))
+            try:
+                for frame in container.decode(stream):
+                    parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+            except av.FFmpegError as exc:
+                if not parts:
+                    raise
+                logger.warning(
+                    "audio damaged after %d samples, keeping them: %s", sum(map(len, parts)), exc
+                )
+            parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     except av.FFmpegError as exc:
-        raise InvalidArgument(f"audio: cannot decode the input: {exc}") from exc
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InvalidArgument(
+            f"audio: cannot decode the input ({reason}); send an audio or video file FFmpeg reads"
+        ) from exc
     if not parts:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(parts).astype(np.float32) / 32768.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MiB = 1 << 20
@@ -78,6 +78,8 @@ class ServerConfig:
     grace_seconds: float = 10.0
     max_message_bytes: int = 8 * MiB
     log_level: str = "INFO"
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    auth_health: bool = False
 
     @property
     def address(self) -> str:
@@ -99,6 +101,16 @@ def add_server_flags(
         "max-message-bytes", max_message_bytes, "largest gRPC message accepted or sent", type=int
     )
     parser.flag("log-level", "INFO", "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.flag(
+        "auth-tokens-file",
+        "",
+        f"file of bearer tokens (one per line) that calls must carry; or set "
+        f"{parser.env_prefix}_AUTH_TOKENS to a comma-separated list. Off when neither is set",
+    )
+    parser.set_defaults(env_prefix=parser.env_prefix)
+    parser.flag(
+        "auth-health", False, "require the token for health checks and reflection too", type=bool
+    )
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
@@ -115,4 +127,15 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         grace_seconds=args.grace_seconds,
         max_message_bytes=args.max_message_bytes,
         log_level=args.log_level,
+        auth_tokens=_tokens(args.auth_tokens_file, args.env_prefix),
+        auth_health=args.auth_health,
     )
+
+
+def _tokens(path: str, prefix: str) -> tuple[str, ...]:
+    from whospoke.common.auth import read_tokens
+
+    try:
+        return read_tokens(path, os.environ.get(f"{prefix}_AUTH_TOKENS", ""))
+    except OSError as error:
+        raise SystemExit(f"--auth-tokens-file: cannot read {path}: {error.strerror}") from None

@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from whospoke.common.auth import AuthInterceptor
 from whospoke.common.config import ServerConfig
 from whospoke.common.interceptor import ServiceInterceptor
 from whospoke.common.metrics import Metrics
@@ -83,7 +84,11 @@ async def start_server(config: ServerConfig, spec: ServiceSpec, metrics: Metrics
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(metrics)], options=options)
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if config.auth_tokens:
+        interceptors.append(AuthInterceptor(config.auth_tokens, config.auth_health))
+    interceptors.append(ServiceInterceptor(metrics))
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     spec.register(server)
     credentials = _credentials(config)
     if credentials is None:

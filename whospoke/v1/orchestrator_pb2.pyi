@@ -106,6 +106,7 @@ class ProcessOptions(_message.Message):
     INITIAL_PROMPT_FIELD_NUMBER: _builtins.int
     HOTWORDS_FIELD_NUMBER: _builtins.int
     BEAM_SIZE_FIELD_NUMBER: _builtins.int
+    REQUIRE_DIARIZATION_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Spoken language as an ISO 639-1 code such as "en"; empty to detect it."""
     task: _transcriber_pb2.Task.ValueType
@@ -128,6 +129,11 @@ class ProcessOptions(_message.Message):
     """Words or phrases the decoder should favour, separated by spaces or commas."""
     beam_size: _builtins.int
     """Beam size of the decoder, 1 to 20; 0 means the transcriber's default."""
+    require_diarization: _builtins.bool
+    """Fail the call (UNAVAILABLE) when diarization fails. By default the transcript
+    still comes back, its speakers empty (unknown), with a `diarization_failed`
+    warning event.
+    """
     def __init__(
         self,
         *,
@@ -142,10 +148,11 @@ class ProcessOptions(_message.Message):
         initial_prompt: _builtins.str = ...,
         hotwords: _builtins.str = ...,
         beam_size: _builtins.int = ...,
+        require_diarization: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_word_timestamps", b"_word_timestamps", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "require_diarization", b"require_diarization", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_speakers: _TypeAlias = _typing.Literal["max_speakers"]  # noqa: Y015
     _WhichOneofArgType__max_speakers: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers"]  # noqa: Y015

@@ -1,0 +1,139 @@
+"""Fake transcriber and diarizer backends, and an in-process orchestrator using them."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import wave
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from diarizer.domain import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
+from orchestrator.config import BackendsConfig, OrchestratorConfig, UploadsConfig
+from orchestrator.domain import (
+    BackendHealth,
+    DiarizationDone,
+    DiarizationEvent,
+    Progressed,
+    TranscriptDone,
+    TranscriptEvent,
+)
+from orchestrator.server import build_spec
+from transcriber.domain import Segment, TranscriptionOptions, Word
+from whospoke.common.audio import SAMPLE_RATE, Samples
+from whospoke.common.config import ServerConfig
+from whospoke.common.metrics import Metrics
+from whospoke.common.server import start_server
+from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
+
+
+@dataclass
+class FakeTranscriber:
+    """One two-word segment per second of audio; can hold, fail, and record cancellation."""
+
+    hold: asyncio.Event | None = None
+    fail: Exception | None = None
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    options: list[TranscriptionOptions] = field(default_factory=list)
+
+    async def transcribe(
+        self, audio: Samples, options: TranscriptionOptions
+    ) -> AsyncIterator[TranscriptEvent]:
+        self.options.append(options)
+        try:
+            for second in range(int(audio.size / SAMPLE_RATE)):
+                if self.hold is not None:
+                    await self.hold.wait()
+                if self.fail is not None:
+                    raise self.fail
+                s = float(second)
+                words = (Word(s, s + 0.4, " one", 0.9), Word(s + 0.5, s + 0.9, " two", 0.8))
+                yield Segment(second, s, s + 0.9, " one two", words)
+                yield Progressed(s + 1)
+                await asyncio.sleep(0)
+            yield TranscriptDone("en", "fake-whisper")
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+    async def health(self) -> BackendHealth:
+        return BackendHealth("transcriber", "fake:1", True)
+
+
+@dataclass
+class FakeDiarizer:
+    """Speaker 0 in the first half of every second, speaker 1 in the second half."""
+
+    hold: asyncio.Event | None = None
+    fail: Exception | None = None
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    options: list[DiarizationOptions] = field(default_factory=list)
+
+    async def diarize(
+        self, audio: Samples, options: DiarizationOptions
+    ) -> AsyncIterator[DiarizationEvent]:
+        self.options.append(options)
+        duration = int(audio.size / SAMPLE_RATE)
+        try:
+            if self.hold is not None:
+                await self.hold.wait()
+            if self.fail is not None:
+                raise self.fail
+            yield Progressed(duration / 2)
+            turns = tuple(
+                Turn(s + half * 0.5, s + half * 0.5 + 0.5, f"SPEAKER_0{half}")
+                for s in range(duration)
+                for half in (0, 1)
+            )
+            speakers = (SpeakerInfo("SPEAKER_00", duration / 2), SpeakerInfo("SPEAKER_01", 1.0))
+            yield DiarizationDone(DiarizationOutput(turns, turns, speakers))
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+    async def health(self) -> BackendHealth:
+        return BackendHealth("diarizer", "fake:2", False, "NOT_SERVING")
+
+    async def models(self) -> tuple[str, str]:
+        return "fake-segmentation", "fake-embedding"
+
+
+def wav_bytes(seconds: float) -> bytes:
+    samples = (np.sin(np.arange(int(seconds * SAMPLE_RATE)) / 8) * 8000).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
+@asynccontextmanager
+async def serve(
+    transcriber: FakeTranscriber,
+    diarizer: FakeDiarizer,
+    tmp: Path,
+    queued: int = 4,
+    **limits: Any,
+) -> AsyncIterator[pb_grpc.OrchestratorAsyncStub]:
+    config = OrchestratorConfig(
+        server=ServerConfig(port=0),
+        backends=BackendsConfig(),
+        uploads=UploadsConfig(directory=tmp, max_bytes=1 << 20, ttl_seconds=60),
+        max_queued_jobs=queued,
+        **limits,
+    )
+    metrics = Metrics("orchestrator")
+    spec = build_spec(config, transcriber, diarizer, metrics)
+    running = await start_server(config.server, spec, metrics)
+    await running.set_serving(True)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield pb_grpc.OrchestratorStub(channel)
+    await running.stop(0)
