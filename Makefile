@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 ASTERISK := en fr es
 ASTERISK_PKGS := $(foreach l,$(ASTERISK),asterisk-core-sounds-$(l) asterisk-core-sounds-$(l)-wav)
 
-.PHONY: venv testdata demo test lint typecheck unit protos bench bench-quick tune clean
+.PHONY: venv testdata node demo test lint typecheck unit protos bench bench-quick tune clean
 
 venv: $(STAMP)
 
@@ -22,13 +22,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -c "from whospoke.common.models import resolve_whisper as r; r('base'); r('tiny.en')"
 	touch $@
 
-# Real multilingual speech with transcripts for the accuracy tests (Debian packages).
+# Real multilingual speech with transcripts for the accuracy tests, and Prometheus for the
+# scrape test (Debian packages).
 testdata:
 	@missing=0; for l in $(ASTERISK); do [ -d /usr/share/doc/asterisk-core-sounds-$$l ] && \
 	  [ -d /usr/share/asterisk/sounds/$$l ] || missing=1; done; \
+	command -v prometheus >/dev/null || missing=1; \
 	if [ $$missing = 1 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ASTERISK_PKGS); \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ASTERISK_PKGS) prometheus; \
 	  else echo "note: Asterisk prompts not installed (needs root + apt): their tests skip"; fi; \
 	fi
 
@@ -42,10 +44,16 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv testdata
+unit: venv testdata node
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+# The typed Node.js client (clients/node), used by the end-to-end tests.
+node: clients/node/dist/process.js
+
+clients/node/dist/process.js: clients/node/package-lock.json clients/node/src/*.ts protos/whospoke/v1/*.proto
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+test: lint typecheck node unit
 
 protos: venv
 	$(BIN)/python scripts/gen_protos.py

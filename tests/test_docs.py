@@ -60,3 +60,26 @@ def test_compose_services_have_grpc_healthchecks_and_gpu_reservations() -> None:
     assert {"transcriber:9461", "diarizer:9462", "orchestrator:9460"} <= set(targets)
     orchestrator = compose["services"]["orchestrator"]
     assert "dns:///diarizer:50062" in orchestrator["environment"].values()
+
+
+def test_grafana_dashboard_is_provisioned_and_queries_our_metrics() -> None:
+    import json
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounts = " ".join(compose["services"]["grafana"]["volumes"])
+    assert "deploy/grafana/whospoke.json" in mounts and "deploy/grafana/provisioning" in mounts
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "whospoke.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in (
+        "whospoke_audio_processed_seconds_total",
+        "whospoke_real_time_factor_bucket",
+        "whospoke_queue_depth",
+        "whospoke_grpc_request_duration_seconds_bucket",
+        "whospoke_grpc_requests_total",
+        "whospoke_grpc_requests_in_flight",
+    ):
+        assert metric in exprs, metric
+    for service in ("transcriber", "diarizer", "orchestrator"):
+        spec = compose["services"][service]
+        assert spec["healthcheck"]["test"][3] == "whospoke.common.healthcheck"
+        assert spec["ports"] and spec["command"][0].startswith("whospoke-")
