@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from whospoke.common.procs import ServiceProcess
 from whospoke.evaluation import word_error_rate
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
+
+INLINE_LIMIT = 16 << 20
 
 
 @dataclass
@@ -97,9 +100,20 @@ class Services:
         return peaks
 
     async def process(self, data: bytes, options: pb.ProcessOptions | None = None) -> Outcome:
+        """Inline up to 16 MiB, else through `Upload` (as `whospoke process` does)."""
         async with self.orchestrator.channel() as channel:
             stub = pb_grpc.OrchestratorStub(channel)
-            request = pb.ProcessRequest(audio=data, options=options or pb.ProcessOptions())
+            request = pb.ProcessRequest(options=options or pb.ProcessOptions())
+            if len(data) <= INLINE_LIMIT:
+                request.audio = data
+            else:
+
+                async def chunks() -> AsyncIterator[pb.UploadChunk]:
+                    for start in range(0, len(data), 1 << 20):
+                        yield pb.UploadChunk(data=data[start : start + (1 << 20)])
+
+                uploaded = await stub.Upload(chunks())
+                request.upload_id = uploaded.upload_id
             start = time.perf_counter()
             first, timeline, positions = 0.0, [], []
             result: pb.ProcessResult | None = None
