@@ -186,6 +186,8 @@ def der(source: Input, turns: Annotation, collar: float) -> float:
 
 def wer(source: Input, outcome: Outcome) -> str:
     """Overall WER, or per speaker-language (words by reference turn) for the conversation."""
+    if not source.transcript:
+        return "- (no reference transcript)"
     if not source.turns:
         return f"{100 * word_error_rate(source.transcript, outcome.text):.1f} %"
     parts = []
