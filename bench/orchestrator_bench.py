@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import os
 import sys
 import time
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +35,7 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 from bench.inputs import Input, conversation, meeting, sample
 from bench.plots import progress_plot, rss_plot
 from bench.report import machine, write_section
-from whospoke.common.audio import SAMPLE_RATE, Samples, float_to_pcm
+from whospoke.common.audio import Samples, wav_bytes
 from whospoke.common.procs import ServiceProcess
 from whospoke.evaluation import word_error_rate
 from whospoke.v1 import orchestrator_pb2 as pb
@@ -59,16 +57,6 @@ class Outcome:
     text: str
     timeline: list[tuple[float, float, float]] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
-
-
-def wav(audio: Samples) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(float_to_pcm(audio))
-    return buffer.getvalue()
 
 
 class Services:
@@ -231,15 +219,15 @@ async def measure_services(args: argparse.Namespace, inputs: dict[str, Input]) -
         await services.ready()
         for name, source in inputs.items():
             options = pb.ProcessOptions(language="en") if name == "sample" else None
-            found[name] = await services.process(wav(source.audio), options)
+            found[name] = await services.process(wav_bytes(source.audio), options)
             print("whospoke", name, f"{found[name].seconds:.1f} s", flush=True)
         if not args.quick:
             speed = inputs["meeting-5"]
-            found["throughput"] = await throughput(services, wav(speed.audio), speed.seconds)
+            found["throughput"] = await throughput(services, wav_bytes(speed.audio), speed.seconds)
             found["rss"] = [(5.0, services.peak_rss_mib())]
             for minutes in (30.0, 60.0):
                 long = meeting(minutes)
-                outcome = await services.process(wav(long.audio))
+                outcome = await services.process(wav_bytes(long.audio))
                 found["rss"].append((minutes, services.peak_rss_mib()))
                 print("rss", minutes, found["rss"][-1], f"{outcome.seconds:.1f} s", flush=True)
     finally:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import struct
-import wave
 from typing import Any
 
 import av
 import numpy as np
 
-from whospoke.common.audio import Samples
+from whospoke.common.audio import Samples, wav_bytes
 
 
 def tone(seconds: float, rate: int = 16_000, channels: int = 1) -> Samples:
@@ -19,17 +18,6 @@ def tone(seconds: float, rate: int = 16_000, channels: int = 1) -> Samples:
     signal = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 660 * t)
     tiled: Samples = np.tile(signal.astype(np.float32), (channels, 1))
     return tiled
-
-
-def wav_bytes(samples: Samples, rate: int = 16_000, channels: int = 1) -> bytes:
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
-    return buffer.getvalue()
 
 
 def float_wav(seconds: float, rate: int) -> bytes:

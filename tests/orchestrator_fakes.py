@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from orchestrator.domain import (
 from orchestrator.server import build_spec
 from transcriber.domain import Segment, TranscriptionOptions, Word
 from whospoke.common.audio import SAMPLE_RATE, Samples
+from whospoke.common.audio import wav_bytes as encode_wav
 from whospoke.common.config import ServerConfig
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import start_server
@@ -105,14 +104,9 @@ class FakeDiarizer:
 
 
 def wav_bytes(seconds: float) -> bytes:
-    samples = (np.sin(np.arange(int(seconds * SAMPLE_RATE)) / 8) * 8000).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(samples.tobytes())
-    return buffer.getvalue()
+    """`seconds` of a tone as a 16 kHz WAV file."""
+    samples = np.sin(np.arange(int(seconds * SAMPLE_RATE)) / 8) * (8000 / 32768)
+    return encode_wav(samples.astype(np.float32))
 
 
 @asynccontextmanager

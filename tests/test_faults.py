@@ -22,8 +22,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.media import wav_bytes
-from whospoke.common.audio import Samples
+from whospoke.common.audio import Samples, wav_bytes
 from whospoke.common.procs import ServiceProcess, free_port
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc

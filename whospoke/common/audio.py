@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,17 @@ def float_to_pcm(samples: Samples) -> bytes:
     """Float samples to 16-bit little-endian PCM bytes, clipping to the range."""
     scaled = np.clip(samples, -1.0, 32767.0 / 32768.0) * 32768.0
     return np.round(scaled).astype("<i2").tobytes()
+
+
+def wav_bytes(samples: Samples, rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
+    """Float samples (interleaved when `channels` > 1) as a 16-bit PCM WAV file."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(float_to_pcm(samples))
+    return buffer.getvalue()
 
 
 def iter_chunks(samples: Samples, chunk_seconds: float = 1.0) -> Iterator[audio_pb2.AudioChunk]:
