@@ -38,22 +38,31 @@ async def test_transcriber_process_streams_segments_before_the_end(sample_audio:
 
             audio = np.concatenate([sample_audio, sample_audio])
             chunks = list(iter_chunks(audio, 1.0))
+            held_at = 40
+            first_segment = asyncio.Event()
             sent = 0
 
             async def requests() -> AsyncIterator[pb.TranscribeRequest]:
+                """Holds the stream after 40 s until a segment arrives.
+
+                The first speech region runs to 30.4 s and the next starts at
+                37.3 s, so by 40 s a closed region is ready to decode.
+                """
                 nonlocal sent
                 yield pb.TranscribeRequest(config=pb.TranscriptionConfig(language="en"))
-                for chunk in chunks:
+                for index, chunk in enumerate(chunks):
+                    if index == held_at:
+                        await asyncio.wait_for(first_segment.wait(), timeout=90)
                     yield pb.TranscribeRequest(audio=chunk)
                     sent += 1
-                    await asyncio.sleep(0.15)
 
             segments_while_sending = 0
             responses = []
-            async for response in stub.Transcribe(requests(), timeout=120):
+            async for response in stub.Transcribe(requests(), timeout=180):
                 responses.append(response)
                 if response.HasField("segment") and sent < len(chunks):
                     segments_while_sending += 1
+                    first_segment.set()
         assert segments_while_sending >= 1
         summary = responses[-1].summary
         assert summary.audio_duration_seconds == pytest.approx(60, abs=0.1)

@@ -115,7 +115,7 @@ async def restart(stack: Stack, name: str) -> None:
     address = f"127.0.0.1:{stack.ports['orchestrator']}"
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.OrchestratorStub(channel)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             status = await stub.GetStatus(pb.GetStatusRequest(), timeout=5)
             if all(b.serving for b in status.backends):
@@ -155,7 +155,7 @@ async def test_transcriber_killed_is_unavailable_then_recovers(
 
 async def test_client_cancel_stops_both_backends(stack: Stack, long_audio: bytes) -> None:
     """Both backends drop the call; the transcriber finishes the Whisper window in flight
-    first (CTranslate2 cannot interrupt it), which takes up to a few seconds on CPU."""
+    first (CTranslate2 cannot interrupt it): about 2.5 s on 2 CPU cores; the test allows 15 s."""
     address = f"127.0.0.1:{stack.ports['orchestrator']}"
     async with grpc.aio.insecure_channel(address) as channel:
         call = pb_grpc.OrchestratorStub(channel).Process(pb.ProcessRequest(audio=long_audio))
@@ -164,7 +164,7 @@ async def test_client_cancel_stops_both_backends(stack: Stack, long_audio: bytes
                 break
         assert stack.in_flight("transcriber") >= 1 and stack.in_flight("diarizer") >= 1
         call.cancel()
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 15.0
     while time.monotonic() < deadline:
         if stack.in_flight("transcriber") == 0 and stack.in_flight("diarizer") == 0:
             break
