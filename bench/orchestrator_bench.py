@@ -5,8 +5,8 @@ each model with `--threads` threads. In one run:
 1. speed: `Process` on the 5-minute dev meeting (first segment, per-stage times,
    progress over time) against the baseline, which transcribes the whole file with
    faster-whisper and then runs pyannote's whole-file pipeline in one process;
-2. accuracy: DER and WER of `Process` and of the baseline on the three-voice Asterisk
-   conversation and on sample.wav;
+2. accuracy: DER and WER of `Process` and of the baseline on the Asterisk
+   conversation (three languages, two voices) and on sample.wav;
 3. throughput with 1, 2 and 4 concurrent clients (queue positions observed);
 4. peak RSS of each service after processing 5, 30 and 60 minutes (full mode).
 `--quick` keeps sample.wav for speed and accuracy and skips 3 and 4.
