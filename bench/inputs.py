@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from pyannote.core import Annotation, Segment
 
-from whospoke.common.audio import SAMPLE_RATE, Samples, decode_audio
+from whospoke.common.audio import SAMPLE_RATE, Samples
+from whospoke.common.decode import decode_audio
 from whospoke.evaluation import asterisk_prompts, sample_dir, sample_path, sample_transcript
 
 DEV_DATA = Path(__file__).resolve().parent.parent.parent / "shared/data/diarization-dev"

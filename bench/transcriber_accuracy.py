@@ -21,7 +21,8 @@ from bench.report import machine, write_section
 from transcriber.config import ModelConfig
 from transcriber.domain import TranscriptionOptions
 from transcriber.engine import FasterWhisperEngine
-from whospoke.common.audio import SAMPLE_RATE, Samples, decode_audio
+from whospoke.common.audio import SAMPLE_RATE, Samples
+from whospoke.common.decode import decode_audio
 from whospoke.evaluation import (
     asterisk_available,
     asterisk_recording,

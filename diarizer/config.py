@@ -9,7 +9,13 @@ from pathlib import Path
 
 from diarizer.engine import EMBEDDING_MODES, DiarizerModelConfig
 from diarizer.incremental import ClusteringSettings
-from whospoke.common.config import EnvParser, ServerConfig, add_server_flags, server_config
+from whospoke.common.config import (
+    EnvParser,
+    ServerConfig,
+    add_audio_stream_flags,
+    add_server_flags,
+    server_config,
+)
 
 DEFAULT_PORT = 50062
 DEFAULT_METRICS_PORT = 9462
@@ -23,6 +29,7 @@ class DiarizerConfig:
     max_concurrent_streams: int = 1
     max_queued_streams: int = 8
     max_buffer_seconds: float = 60.0
+    min_chunk_seconds: float = 0.1
 
 
 def parser() -> EnvParser:
@@ -32,6 +39,7 @@ def parser() -> EnvParser:
         "Speaker diarization gRPC service (whospoke.v1.Diarizer) with pyannote.audio.",
     )
     add_server_flags(p, DEFAULT_PORT, DEFAULT_METRICS_PORT)
+    add_audio_stream_flags(p)
     p.flag(
         "segmentation",
         "",
@@ -81,6 +89,8 @@ def hub_token(p: EnvParser, path: str) -> str:
 def load_config(argv: Sequence[str] | None = None) -> DiarizerConfig:
     p = parser()
     args = p.parse_args(argv)
+    if not 0 <= args.min_chunk_seconds <= 10:
+        p.error("--min-chunk-seconds must be between 0 and 10")
     if args.max_buffer_seconds < 30:
         p.error("--max-buffer-seconds must be at least 30 (two embedding blocks and a window)")
     if args.window_step <= 0 or args.window_step > 10:
@@ -105,4 +115,5 @@ def load_config(argv: Sequence[str] | None = None) -> DiarizerConfig:
         max_concurrent_streams=args.max_concurrent_streams,
         max_queued_streams=args.max_queued_streams,
         max_buffer_seconds=args.max_buffer_seconds,
+        min_chunk_seconds=args.min_chunk_seconds,
     )

@@ -14,7 +14,7 @@ from diarizer.config import DiarizerConfig
 from diarizer.convert import options_from_pb
 from diarizer.domain import DiarizationEngine, DiarizationOutput, Turn
 from whospoke.common.errors import InvalidArgument, Unavailable
-from whospoke.common.feeder import AudioFeeder
+from whospoke.common.feeder import AudioFeeder, ProgressGate, StreamLimits, idle_guarded
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
@@ -32,12 +32,12 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
         engine: DiarizationEngine,
         limiter: Limiter,
         metrics: Metrics,
-        max_buffer_seconds: float = 60.0,
+        limits: StreamLimits,
     ) -> None:
         self._engine = engine
         self._limiter = limiter
         self._metrics = metrics
-        self._max_buffer_seconds = max_buffer_seconds
+        self._limits = limits
 
     async def GetInfo(
         self, request: pb.GetDiarizerInfoRequest, context: Context
@@ -60,7 +60,7 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
     async def Diarize(
         self, request_iterator: AsyncIterator[pb.DiarizeRequest], context: Context
     ) -> AsyncIterator[pb.DiarizeResponse]:
-        requests = aiter(request_iterator)
+        requests = idle_guarded(request_iterator, self._limits.idle_seconds, "DiarizeRequest")
         first = await anext(requests, None)
         if first is None or first.WhichOneof("request") != "config":
             raise InvalidArgument(
@@ -73,19 +73,19 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
         async with self._limiter.ticket():
             started = time.perf_counter()
             session = self._engine.open_session(options)
-            async with AudioFeeder(
-                requests, session, self._max_buffer_seconds, "DiarizeRequest"
-            ) as feeder:
+            gate = ProgressGate()
+            async with AudioFeeder(requests, session, self._limits, "DiarizeRequest") as feeder:
                 while True:
                     final = await feeder.wait_for_audio()
                     async for _ in iterate_in_thread(partial(session.run, final)):
                         feeder.drained()
-                    yield pb.DiarizeResponse(
-                        progress=pb.DiarizationProgress(
-                            received_seconds=session.received_seconds,
-                            analysed_seconds=session.analysed_seconds,
+                    if gate.due(session.received_seconds + session.analysed_seconds, final):
+                        yield pb.DiarizeResponse(
+                            progress=pb.DiarizationProgress(
+                                received_seconds=session.received_seconds,
+                                analysed_seconds=session.analysed_seconds,
+                            )
                         )
-                    )
                     if final:
                         break
             output = await asyncio.to_thread(session.finish)
@@ -131,7 +131,10 @@ def build_spec(config: DiarizerConfig, engine: DiarizationEngine, metrics: Metri
     limiter = Limiter(
         config.max_concurrent_streams, config.max_queued_streams, on_change=metrics.set_load
     )
-    servicer = DiarizerServicer(engine, limiter, metrics, config.max_buffer_seconds)
+    limits = StreamLimits(
+        config.max_buffer_seconds, config.server.stream_idle_seconds, config.min_chunk_seconds
+    )
+    servicer = DiarizerServicer(engine, limiter, metrics, limits)
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_DiarizerServicer_to_server(servicer, server)

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from diarizer.domain import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
 from orchestrator.domain import (
+    AudioSource,
     BackendHealth,
     DiarizationDone,
     DiarizationEvent,
@@ -29,7 +30,6 @@ from orchestrator.domain import (
     TranscriptEvent,
 )
 from transcriber.domain import Segment, TranscriptionOptions, Word
-from whospoke.common.audio import SAMPLE_RATE, Samples, iter_chunks
 from whospoke.common.errors import from_rpc_error
 from whospoke.v1 import diarizer_pb2, diarizer_pb2_grpc
 from whospoke.v1 import transcriber_pb2 as tpb
@@ -53,8 +53,8 @@ class BackendSettings:
     credentials: grpc.ChannelCredentials | None = None
     server_name: str = ""
 
-    def timeout(self, audio: Samples) -> float:
-        return self.deadline_seconds + self.deadline_per_audio_second * audio.size / SAMPLE_RATE
+    def timeout(self, audio: AudioSource) -> float:
+        return self.deadline_seconds + self.deadline_per_audio_second * audio.duration_seconds
 
 
 def open_channel(settings: BackendSettings) -> grpc.aio.Channel:
@@ -125,7 +125,7 @@ class GrpcTranscriber(_Backend):
         self._stub = tpb_grpc.TranscriberStub(self._channel)
 
     async def transcribe(
-        self, audio: Samples, options: TranscriptionOptions
+        self, audio: AudioSource, options: TranscriptionOptions
     ) -> AsyncIterator[TranscriptEvent]:
         config = tpb.TranscribeRequest(config=transcription_config(options))
         requests = _wrap(config, audio, self._settings.chunk_seconds, tpb.TranscribeRequest)
@@ -158,7 +158,7 @@ class GrpcDiarizer(_Backend):
         return info.segmentation_model, info.embedding_model
 
     async def diarize(
-        self, audio: Samples, options: DiarizationOptions
+        self, audio: AudioSource, options: DiarizationOptions
     ) -> AsyncIterator[DiarizationEvent]:
         config = diarizer_pb2.DiarizeRequest(config=diarization_config(options))
         requests = _wrap(config, audio, self._settings.chunk_seconds, diarizer_pb2.DiarizeRequest)
@@ -170,10 +170,12 @@ class GrpcDiarizer(_Backend):
                 yield DiarizationDone(diarization_from_pb(response.result))
 
 
-async def _wrap(config: Any, audio: Samples, seconds: float, message: Any) -> AsyncIterator[Any]:
-    """The request stream: the config message, then the audio in chunks."""
+async def _wrap(
+    config: Any, audio: AudioSource, seconds: float, message: Any
+) -> AsyncIterator[Any]:
+    """The request stream: the config message, then the audio in chunks read as sent."""
     yield config
-    for chunk in iter_chunks(audio, seconds):
+    async for chunk in audio.chunks(seconds):
         yield message(audio=chunk)
 
 

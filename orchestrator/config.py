@@ -33,8 +33,13 @@ class BackendsConfig:
 @dataclass(frozen=True)
 class UploadsConfig:
     directory: Path
+    """Uploads, and the `spool/` where jobs keep their decoded audio."""
     max_bytes: int = 2048 * MiB
     ttl_seconds: float = 3600.0
+    max_total_bytes: int = 16384 * MiB
+    max_client_bytes: int = 4096 * MiB
+    max_concurrent: int = 16
+    max_client_concurrent: int = 4
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,13 @@ def parser() -> EnvParser:
     p.flag(
         "upload-dir",
         str(Path(tempfile.gettempdir()) / "whospoke-uploads"),
-        "where uploads are stored",
+        "where uploads are stored; jobs keep their decoded audio in its spool/ (115 MB per hour)",
     )
     p.flag("max-upload-bytes", 2048 * MiB, "largest upload accepted", type=int)
+    p.flag("max-upload-total-bytes", 16384 * MiB, "bytes all uploads may hold on disk", type=int)
+    p.flag("max-client-upload-bytes", 4096 * MiB, "bytes one client's uploads may hold", type=int)
+    p.flag("max-concurrent-uploads", 16, "uploads streaming in at once", type=int)
+    p.flag("max-client-concurrent-uploads", 4, "uploads one client may stream in at once", type=int)
     p.flag("max-inline-bytes", 32 * MiB, "largest file accepted inside a Process request", type=int)
     p.flag("max-audio-seconds", 4 * 3600.0, "longest recording accepted", type=float)
     p.flag("upload-ttl-seconds", 3600.0, "uploads are deleted this long after upload", type=float)
@@ -100,6 +109,8 @@ def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
         p.error("--backend-tls-cert and --backend-tls-key must be given together")
     if args.backend_tls_cert and not args.backend_tls_ca:
         p.error("--backend-tls-cert needs --backend-tls-ca")
+    if min(args.max_concurrent_uploads, args.max_client_concurrent_uploads) < 1:
+        p.error("--max-concurrent-uploads and --max-client-concurrent-uploads must be >= 1")
     return OrchestratorConfig(
         server=server_config(args),
         backends=BackendsConfig(
@@ -116,6 +127,10 @@ def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
             directory=Path(args.upload_dir),
             max_bytes=args.max_upload_bytes,
             ttl_seconds=args.upload_ttl_seconds,
+            max_total_bytes=args.max_upload_total_bytes,
+            max_client_bytes=args.max_client_upload_bytes,
+            max_concurrent=args.max_concurrent_uploads,
+            max_client_concurrent=args.max_client_concurrent_uploads,
         ),
         max_concurrent_jobs=args.max_concurrent_jobs,
         max_queued_jobs=args.max_queued_jobs,

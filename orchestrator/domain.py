@@ -12,7 +12,7 @@ from typing import Protocol
 
 from diarizer.domain import DiarizationOptions, DiarizationOutput
 from transcriber.domain import Segment, TranscriptionOptions
-from whospoke.common.audio import Samples
+from whospoke.v1 import audio_pb2
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,20 @@ class BackendHealth:
     detail: str = ""
 
 
+class AudioSource(Protocol):
+    """A job's decoded audio, which each backend reads at its own pace."""
+
+    @property
+    def duration_seconds(self) -> float: ...
+
+    def chunks(self, chunk_seconds: float) -> AsyncIterator[audio_pb2.AudioChunk]:
+        """The audio from the start, as contiguous chunks of `chunk_seconds`."""
+        ...
+
+
 class TranscriberBackend(Protocol):
     def transcribe(
-        self, audio: Samples, options: TranscriptionOptions
+        self, audio: AudioSource, options: TranscriptionOptions
     ) -> AsyncIterator[TranscriptEvent]:
         """Stream `audio` to a transcriber; segments as they are final, then `TranscriptDone`."""
         ...
@@ -68,7 +79,7 @@ class TranscriberBackend(Protocol):
 
 class DiarizerBackend(Protocol):
     def diarize(
-        self, audio: Samples, options: DiarizationOptions
+        self, audio: AudioSource, options: DiarizationOptions
     ) -> AsyncIterator[DiarizationEvent]:
         """Stream `audio` to a diarizer; progress, then `DiarizationDone`."""
         ...

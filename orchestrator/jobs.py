@@ -2,12 +2,14 @@
 
 Transcription and diarization run concurrently on the same decoded audio; their
 events are interleaved into one stream as they come. Leaving the stream early
-(client cancel, deadline, error) cancels both backend calls.
+(client cancel, deadline, error) cancels both backend calls. The audio is decoded
+into a spool file (`orchestrator.spool`) inside the job's slot: decoding stops at
+the duration limit and when the job is cancelled, and the slot is freed only once
+it has stopped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,10 +27,11 @@ from orchestrator.domain import (
     TranscriptDone,
 )
 from orchestrator.merge import AttributedSegment, attribute, full_text
+from orchestrator.spool import SpooledAudio, spool
 from orchestrator.streams import interleave
 from transcriber.domain import Segment
-from whospoke.common.audio import SAMPLE_RATE, Samples, decode_audio
-from whospoke.common.errors import InvalidArgument, WhospokeError
+from whospoke.common.decode import Source as FileSource
+from whospoke.common.errors import InvalidArgument, NotFound, WhospokeError
 from whospoke.common.limiter import Limiter
 
 logger = logging.getLogger(__name__)
@@ -88,7 +91,8 @@ class JobResult:
 
 
 JobEvent = Queued | StageStarted | ProgressUpdate | Segment | JobWarning | JobResult
-Source = Callable[[], "bytes | Path"]
+Source = Callable[[], FileSource]
+"""Gives the file when the job starts (an upload may have been deleted while queued)."""
 
 
 @dataclass
@@ -114,11 +118,13 @@ class JobRunner:
         transcriber: TranscriberBackend,
         diarizer: DiarizerBackend,
         limiter: Limiter,
+        spool_dir: Path,
         max_audio_seconds: float = float("inf"),
     ) -> None:
         self._transcriber = transcriber
         self._diarizer = diarizer
         self._limiter = limiter
+        self._spool_dir = spool_dir
         self._max_audio_seconds = max_audio_seconds
 
     async def run(self, source: Source, options: JobOptions) -> AsyncIterator[JobEvent]:
@@ -130,48 +136,62 @@ class JobRunner:
                 yield Queued(position)
             queued = time.perf_counter() - started
             yield StageStarted("decoding")
-            audio = await asyncio.to_thread(_decode, source)
-            if audio.size == 0:
-                raise InvalidArgument("audio: the file holds no audio samples")
-            if audio.size > self._max_audio_seconds * SAMPLE_RATE:
-                raise InvalidArgument(
-                    f"audio: {audio.size / SAMPLE_RATE:.0f} s is longer than the "
-                    f"{self._max_audio_seconds:.0f} s this server accepts"
-                )
-            decoded = time.perf_counter()
-            state = _State(decoded, audio.size / SAMPLE_RATE)
-            async for event in self._fan_out(audio, options, state):
-                yield event
-            yield StageStarted("merging", state.audio_seconds)
-            merge_start = time.perf_counter()
-            segments = attribute(state.segments, state.diarization.exclusive_turns)
-            for warning in _warnings(options, state):
-                yield warning
-            models = await self._models(options, state)
-            end = time.perf_counter()
-            timings = Timings(
-                queued=queued,
-                decoding=decoded - started - queued,
-                transcription=(state.transcription_done or decoded) - decoded,
-                diarization=(state.diarization_done or decoded) - decoded,
-                merge=end - merge_start,
-                total=end - started,
-            )
-            yield JobResult(
-                text=full_text(segments),
-                segments=tuple(segments),
-                transcription_segments=tuple(state.segments),
-                diarization=state.diarization,
-                language=state.language,
-                audio_seconds=state.audio_seconds,
-                timings=timings,
-                models=models,
-            )
+            audio = await self._decode(source)
+            try:
+                decoded = time.perf_counter()
+                state = _State(decoded, audio.duration_seconds)
+                async for event in self._fan_out(audio, options, state):
+                    yield event
+                yield StageStarted("merging", state.audio_seconds)
+                async for event in self._finish(options, state, started, queued):
+                    yield event
+            finally:
+                await audio.remove()
         finally:
             ticket.release()
 
+    async def _decode(self, source: Source) -> SpooledAudio:
+        try:
+            audio = await spool(source, self._spool_dir, self._max_audio_seconds)
+        except FileNotFoundError:
+            raise NotFound(
+                "upload_id: the upload was deleted or expired before its job started"
+            ) from None
+        if audio.samples == 0:
+            await audio.remove()
+            raise InvalidArgument("audio: the file holds no audio samples")
+        return audio
+
+    async def _finish(
+        self, options: JobOptions, state: _State, started: float, queued: float
+    ) -> AsyncIterator[JobEvent]:
+        merge_start = time.perf_counter()
+        segments = attribute(state.segments, state.diarization.exclusive_turns)
+        for warning in _warnings(options, state):
+            yield warning
+        models = await self._models(options, state)
+        end = time.perf_counter()
+        timings = Timings(
+            queued=queued,
+            decoding=state.started - started - queued,
+            transcription=(state.transcription_done or state.started) - state.started,
+            diarization=(state.diarization_done or state.started) - state.started,
+            merge=end - merge_start,
+            total=end - started,
+        )
+        yield JobResult(
+            text=full_text(segments),
+            segments=tuple(segments),
+            transcription_segments=tuple(state.segments),
+            diarization=state.diarization,
+            language=state.language,
+            audio_seconds=state.audio_seconds,
+            timings=timings,
+            models=models,
+        )
+
     async def _fan_out(
-        self, audio: Samples, options: JobOptions, state: _State
+        self, audio: SpooledAudio, options: JobOptions, state: _State
     ) -> AsyncIterator[JobEvent]:
         streams: dict[str, AsyncIterator[Any]] = {}
         if not options.skip_transcription:
@@ -229,10 +249,6 @@ async def _tolerant(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
             "diarization_failed",
             f"diarization failed ({error.code.name}: {error}); speakers are unknown",
         )
-
-
-def _decode(source: Source) -> Samples:
-    return decode_audio(source())
 
 
 def _percent(done: float, total: float) -> float:

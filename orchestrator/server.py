@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import grpc
 
 from diarizer.convert import options_from_pb as diarization_options
+from orchestrator import spool
 from orchestrator.config import OrchestratorConfig
 from orchestrator.convert import event_to_pb
 from orchestrator.domain import DiarizerBackend, JobOptions, TranscriberBackend
-from orchestrator.jobs import JobRunner
+from orchestrator.jobs import JobRunner, Source
+from orchestrator.quotas import UploadLimits
 from orchestrator.uploads import UploadInfo, UploadStore
 from transcriber.server import options_from_pb as transcription_options
+from whospoke.common.auth import client_identity
 from whospoke.common.errors import InvalidArgument
+from whospoke.common.feeder import idle_guarded
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
@@ -37,8 +42,11 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         limiter: Limiter,
         uploads: UploadStore,
         metrics: Metrics,
+        spool_dir: Path,
         max_inline_bytes: int = 32 << 20,
         max_audio_seconds: float = float("inf"),
+        idle_seconds: float = 30.0,
+        trust_tokens: bool = False,
     ) -> None:
         self._transcriber = transcriber
         self._diarizer = diarizer
@@ -47,13 +55,15 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self._metrics = metrics
         self._max_inline_bytes = max_inline_bytes
         self._max_audio_seconds = max_audio_seconds
-        self._runner = JobRunner(transcriber, diarizer, limiter, max_audio_seconds)
+        self._idle_seconds = idle_seconds
+        self._trust_tokens = trust_tokens
+        self._runner = JobRunner(transcriber, diarizer, limiter, spool_dir, max_audio_seconds)
 
     async def Process(
         self, request: pb.ProcessRequest, context: Context
     ) -> AsyncIterator[pb.ProcessEvent]:
         options = options_from_pb(request.options)
-        source = self._source(request)
+        source = await self._source(request)
         started = time.perf_counter()
         async for event in self._runner.run(source, options):
             message = event_to_pb(event, time.perf_counter() - started)
@@ -64,17 +74,17 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
                 )
             yield message
 
-    def _source(self, request: pb.ProcessRequest) -> Callable[[], bytes | Path]:
+    async def _source(self, request: pb.ProcessRequest) -> Source:
         kind = request.WhichOneof("source")
         if kind == "upload_id":
-            info = self._uploads.info(request.upload_id)
+            upload_id = request.upload_id
+            info = await asyncio.to_thread(self._uploads.info, upload_id)
             if info.duration_seconds > self._max_audio_seconds:
                 raise InvalidArgument(
                     f"upload_id: {info.duration_seconds:.0f} s is longer than the "
                     f"{self._max_audio_seconds:.0f} s this server accepts"
                 )
-            path = self._uploads.path(request.upload_id)
-            return lambda: path
+            return partial(self._uploads.path, upload_id)
         if kind == "audio" and len(request.audio) > self._max_inline_bytes:
             raise InvalidArgument(
                 f"audio: {len(request.audio)} bytes is above the {self._max_inline_bytes} "
@@ -89,21 +99,23 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request_iterator: AsyncIterator[pb.UploadChunk], context: Context
     ) -> pb.UploadResponse:
         await asyncio.to_thread(self._uploads.sweep)
+        client = client_identity(context, self._trust_tokens)
+        requests = idle_guarded(request_iterator, self._idle_seconds, "UploadChunk")
 
         async def chunks() -> AsyncIterator[tuple[bytes, str]]:
-            async for chunk in request_iterator:
+            async for chunk in requests:
                 yield chunk.data, chunk.filename
 
-        info = await self._uploads.save(chunks())
+        info = await self._uploads.save(chunks(), client)
         return pb.UploadResponse(upload_id=info.upload_id, info=upload_info_pb(info))
 
     async def GetUpload(self, request: pb.GetUploadRequest, context: Context) -> pb.UploadInfo:
-        return upload_info_pb(self._uploads.info(request.upload_id))
+        return upload_info_pb(await asyncio.to_thread(self._uploads.info, request.upload_id))
 
     async def DeleteUpload(
         self, request: pb.DeleteUploadRequest, context: Context
     ) -> pb.DeleteUploadResponse:
-        self._uploads.delete(request.upload_id)
+        await asyncio.to_thread(self._uploads.delete, request.upload_id)
         return pb.DeleteUploadResponse()
 
     async def GetStatus(
@@ -172,23 +184,36 @@ def build_spec(
     limiter = Limiter(
         config.max_concurrent_jobs, config.max_queued_jobs, on_change=metrics.set_load
     )
-    uploads = UploadStore(
-        config.uploads.directory, config.uploads.max_bytes, config.uploads.ttl_seconds
+    u = config.uploads
+    limits = UploadLimits(
+        max_bytes=u.max_bytes,
+        max_total_bytes=u.max_total_bytes,
+        max_client_bytes=u.max_client_bytes,
+        max_concurrent=u.max_concurrent,
+        max_client_concurrent=u.max_client_concurrent,
+        ttl_seconds=u.ttl_seconds,
+        max_audio_seconds=config.max_audio_seconds,
     )
+    uploads = UploadStore(u.directory, limits)
+    spool_dir = u.directory / "spool"
     servicer = OrchestratorServicer(
         transcriber,
         diarizer,
         limiter,
         uploads,
         metrics,
+        spool_dir,
         max_inline_bytes=config.max_inline_bytes,
         max_audio_seconds=config.max_audio_seconds,
+        idle_seconds=config.server.stream_idle_seconds,
+        trust_tokens=bool(config.server.auth_tokens),
     )
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_OrchestratorServicer_to_server(servicer, server)
 
     def load() -> None:
-        uploads.sweep()
+        uploads.load()
+        spool.clear(spool_dir)
 
     return ServiceSpec("orchestrator", [SERVICE_NAME], register, load)

@@ -1,29 +1,38 @@
-"""Uploaded recordings on disk: random ids, a size limit and a time-to-live.
+"""Uploaded recordings on disk: random ids, quotas, a duration probe and a time-to-live.
 
 An upload is written to a temporary file while it streams in and renamed into
 place once complete and probed (so a half-written or undecodable file is never
-visible). Expired uploads are deleted by a periodic sweep and never served.
+visible). The probe decodes the whole file, bounded by the duration limit:
+a header can claim 0 samples and hold ten hours. Disk is bounded by quotas on
+uploads in progress (for the server and per client) and on bytes held (per
+upload, per client, in all); expired uploads are deleted by a periodic sweep and
+never served. Every blocking step runs in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
-import av
-
-from whospoke.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from orchestrator.quotas import UploadLimits, UploadUsage
+from whospoke.common.decode import measure
+from whospoke.common.errors import InvalidArgument, NotFound, quoted
+from whospoke.common.threads import run_stoppable
 
 logger = logging.getLogger(__name__)
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 @dataclass(frozen=True)
@@ -35,91 +44,127 @@ class UploadInfo:
     filename: str
     expires_at: float
     """Unix time after which the upload is deleted."""
+    client: str = ""
+    """Who uploaded it (a token digest or a peer address), for per-client quotas."""
 
 
 class UploadStore:
-    def __init__(self, directory: Path, max_bytes: int, ttl_seconds: float) -> None:
+    def __init__(self, directory: Path, limits: UploadLimits) -> None:
         self.directory = directory
-        self.max_bytes = max_bytes
-        self.ttl_seconds = ttl_seconds
+        self.limits = limits
+        self.usage = UploadUsage(limits)
         directory.mkdir(parents=True, exist_ok=True)
 
-    async def save(self, chunks: AsyncIterator[tuple[bytes, str]]) -> UploadInfo:
+    @property
+    def max_bytes(self) -> int:
+        return self.limits.max_bytes
+
+    def load(self) -> None:
+        """Delete what expired while the server was down; count the rest against the quotas."""
+        self.sweep()
+        for meta in self.directory.glob("*.json"):
+            info = self._read(meta)
+            if info is not None:
+                self.usage.stored(info.upload_id, info.client, info.size_bytes)
+
+    async def save(self, chunks: AsyncIterator[tuple[bytes, str]], client: str) -> UploadInfo:
         """Store (data, filename) chunks; the first non-empty filename is kept."""
+        ticket = self.usage.begin(client)
         upload_id = secrets.token_urlsafe(16)
-        partial = self.directory / f".{upload_id}.part"
-        size, filename = 0, ""
+        partial_path = self.directory / f".{upload_id}.part"
         try:
-            with partial.open("wb") as out:
-                async for data, name in chunks:
-                    filename = filename or name
-                    size += len(data)
-                    if size > self.max_bytes:
-                        raise ResourceExhausted(
-                            f"upload: larger than the limit of {self.max_bytes} bytes"
-                        )
-                    out.write(data)
-            if size == 0:
+            out = await asyncio.to_thread(partial_path.open, "wb")
+            try:
+                filename = await self._receive(chunks, out, ticket)
+            finally:
+                await asyncio.to_thread(out.close)
+            if ticket.bytes == 0:
                 raise InvalidArgument("upload: no data received")
-            duration, container = probe(partial)
+            duration, container = await run_stoppable(partial(self._probe, partial_path))
             info = UploadInfo(
                 upload_id,
-                size,
+                ticket.bytes,
                 duration,
                 container,
                 _clean_name(filename),
-                time.time() + self.ttl_seconds,
+                time.time() + self.limits.ttl_seconds,
+                client,
             )
-            self._meta(upload_id).write_text(json.dumps(asdict(info)))
-            partial.rename(self._data(upload_id))
-        finally:
-            partial.unlink(missing_ok=True)
-        logger.info("stored upload %s (%d bytes, %.1f s)", upload_id, size, duration)
+            await asyncio.to_thread(self._publish, info, partial_path)
+        except BaseException:
+            ticket.abort()
+            await asyncio.to_thread(partial_path.unlink, missing_ok=True)
+            raise
+        ticket.finish(upload_id)
+        logger.info("stored upload %s (%d bytes, %.1f s)", upload_id, info.size_bytes, duration)
         return info
 
+    async def _receive(
+        self, chunks: AsyncIterator[tuple[bytes, str]], out: BinaryIO, ticket: UploadUsage.Ticket
+    ) -> str:
+        filename = ""
+        async for data, name in chunks:
+            filename = filename or name
+            ticket.grow(len(data))
+            await asyncio.to_thread(out.write, data)
+        return filename
+
+    def _probe(self, path: Path, stop: threading.Event) -> tuple[float, str]:
+        return measure(path, self.limits.max_audio_seconds, "upload", stop)
+
+    def _publish(self, info: UploadInfo, partial_path: Path) -> None:
+        self._meta(info.upload_id).write_text(json.dumps(asdict(info)))
+        partial_path.rename(self._data(info.upload_id))
+
     def info(self, upload_id: str) -> UploadInfo:
-        meta = self._meta(self._checked(upload_id))
-        try:
-            info = UploadInfo(**json.loads(meta.read_text()))
-        except FileNotFoundError:
-            raise NotFound(f"upload_id: no upload {upload_id!r} (expired or deleted)") from None
+        """The upload's details; NOT_FOUND once expired or deleted. Blocking."""
+        info = self._read(self._meta(self._checked(upload_id)))
+        if info is None:
+            raise NotFound(f"upload_id: no upload {quoted(upload_id)} (expired or deleted)")
         if info.expires_at <= time.time() or not self._data(upload_id).exists():
             self.delete(upload_id, missing_ok=True)
-            raise NotFound(f"upload_id: no upload {upload_id!r} (expired or deleted)")
+            raise NotFound(f"upload_id: no upload {quoted(upload_id)} (expired or deleted)")
         return info
 
     def path(self, upload_id: str) -> Path:
-        """The stored file, after checking the upload exists and has not expired."""
+        """The stored file, after checking the upload exists and has not expired. Blocking."""
         self.info(upload_id)
         return self._data(upload_id)
 
     def delete(self, upload_id: str, missing_ok: bool = False) -> None:
+        """Remove the upload's files. Blocking."""
         self._checked(upload_id)
         found = self._meta(upload_id).exists()
         self._data(upload_id).unlink(missing_ok=True)
         self._meta(upload_id).unlink(missing_ok=True)
+        self.usage.forget(upload_id)
         if not found and not missing_ok:
-            raise NotFound(f"upload_id: no upload {upload_id!r} (expired or deleted)")
+            raise NotFound(f"upload_id: no upload {quoted(upload_id)} (expired or deleted)")
 
     def sweep(self) -> int:
-        """Delete expired uploads and stale partial files; returns how many went."""
+        """Delete expired uploads and stale partial files; returns how many went. Blocking."""
         removed, now = 0, time.time()
         for meta in self.directory.glob("*.json"):
-            try:
-                expires = float(json.loads(meta.read_text())["expires_at"])
-            except (OSError, ValueError, KeyError):
-                expires = 0.0
-            if expires <= now:
+            if not ID_PATTERN.fullmatch(meta.stem):
+                continue
+            info = self._read(meta)
+            if info is None or info.expires_at <= now:
                 self.delete(meta.stem, missing_ok=True)
                 removed += 1
-        for partial in self.directory.glob(".*.part"):
-            if partial.stat().st_mtime < now - self.ttl_seconds:
-                partial.unlink(missing_ok=True)
+        for stale in self.directory.glob(".*.part"):
+            if stale.stat().st_mtime < now - self.limits.ttl_seconds:
+                stale.unlink(missing_ok=True)
         return removed
 
+    def _read(self, meta: Path) -> UploadInfo | None:
+        try:
+            return UploadInfo(**json.loads(meta.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
     def _checked(self, upload_id: str) -> str:
-        if not ID_PATTERN.match(upload_id):
-            raise InvalidArgument(f"upload_id: {upload_id!r} is not an upload id")
+        if not ID_PATTERN.fullmatch(upload_id):
+            raise InvalidArgument(f"upload_id: {quoted(upload_id)} is not an upload id")
         return upload_id
 
     def _data(self, upload_id: str) -> Path:
@@ -127,23 +172,6 @@ class UploadStore:
 
     def _meta(self, upload_id: str) -> Path:
         return self.directory / f"{upload_id}.json"
-
-
-def probe(path: Path) -> tuple[float, str]:
-    """(duration in seconds, container format name); InvalidArgument when not audio."""
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise InvalidArgument("upload: the file has no audio track")
-            stream = container.streams.audio[0]
-            duration = 0.0
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / av.time_base
-            return duration, container.format.name
-    except av.FFmpegError as error:
-        raise InvalidArgument(f"upload: not a decodable audio or video file ({error})") from None
 
 
 def _clean_name(name: str) -> str:

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from whospoke.common.audio import Samples, decode_audio
+from whospoke.common.audio import Samples
+from whospoke.common.decode import decode_audio
 from whospoke.evaluation import sample_path
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")

@@ -85,3 +85,61 @@ def encoded(
             for packet in picture.encode(None):
                 out.mux(packet)
     return buffer.getvalue()
+
+
+FLAC_BLOCK = 65_535
+"""The largest FLAC block: one CONSTANT subframe of this many samples costs 15 bytes."""
+
+
+def flac_silence(seconds: float, rate: int = 16_000, declared_samples: int = 0) -> bytes:
+    """A decode bomb: `seconds` of digital silence as FLAC, about 13 bytes per 65,535 samples.
+
+    Written frame by frame (mono, 16-bit, CONSTANT subframes) rather than encoded, so
+    hours of audio cost milliseconds to build. `declared_samples` goes into STREAMINFO;
+    0 means "unknown", which makes a header-based probe report a duration of 0.
+    """
+    codes = {8_000: 0b0100, 16_000: 0b0101, 22_050: 0b0110, 24_000: 0b0111, 32_000: 0b1000}
+    total = int(seconds * rate)
+    info = struct.pack(">HH", FLAC_BLOCK, FLAC_BLOCK) + b"\0" * 6
+    packed = (rate << 44) | (0 << 41) | (15 << 36) | declared_samples  # mono, 16-bit
+    info += packed.to_bytes(8, "big") + b"\0" * 16
+    out = bytearray(b"fLaC" + bytes([0x80]) + len(info).to_bytes(3, "big") + info)
+    for number, start in enumerate(range(0, total, FLAC_BLOCK)):
+        size = min(FLAC_BLOCK, total - start)
+        header = bytearray(b"\xff\xf8")
+        header += bytes([0b0111_0000 | codes[rate], 0b0000_1000])  # 16-bit size; mono, 16 bps
+        header += _utf8_number(number) + (size - 1).to_bytes(2, "big")
+        header.append(_crc8(bytes(header)))
+        frame = header + b"\x00\x00\x00"  # CONSTANT subframe of value 0
+        out += frame + _crc16(bytes(frame)).to_bytes(2, "big")
+    return bytes(out)
+
+
+def _utf8_number(n: int) -> bytes:
+    """FLAC's frame numbers use UTF-8's variable-length coding, extended to 31 bits."""
+    if n < 0x80:
+        return bytes([n])
+    tail: list[int] = []
+    while n >= 0x40 >> len(tail) or not tail:
+        tail.insert(0, 0x80 | (n & 0x3F))
+        n >>= 6
+    lead = (0xFF00 >> (len(tail) + 1)) & 0xFF
+    return bytes([lead | n, *tail])
+
+
+def _crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc

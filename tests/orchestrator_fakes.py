@@ -15,6 +15,7 @@ import numpy as np
 from diarizer.domain import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
 from orchestrator.config import BackendsConfig, OrchestratorConfig, UploadsConfig
 from orchestrator.domain import (
+    AudioSource,
     BackendHealth,
     DiarizationDone,
     DiarizationEvent,
@@ -24,7 +25,7 @@ from orchestrator.domain import (
 )
 from orchestrator.server import build_spec
 from transcriber.domain import Segment, TranscriptionOptions, Word
-from whospoke.common.audio import SAMPLE_RATE, Samples
+from whospoke.common.audio import SAMPLE_RATE
 from whospoke.common.audio import wav_bytes as encode_wav
 from whospoke.common.config import ServerConfig
 from whospoke.common.metrics import Metrics
@@ -42,11 +43,14 @@ class FakeTranscriber:
     options: list[TranscriptionOptions] = field(default_factory=list)
 
     async def transcribe(
-        self, audio: Samples, options: TranscriptionOptions
+        self, audio: AudioSource, options: TranscriptionOptions
     ) -> AsyncIterator[TranscriptEvent]:
         self.options.append(options)
         try:
-            for second in range(int(audio.size / SAMPLE_RATE)):
+            async for chunk in audio.chunks(1.0):
+                if len(chunk.pcm_s16le) < 2 * SAMPLE_RATE:
+                    continue
+                second = chunk.offset_samples // SAMPLE_RATE
                 if self.hold is not None:
                     await self.hold.wait()
                 if self.fail is not None:
@@ -75,13 +79,15 @@ class FakeDiarizer:
     options: list[DiarizationOptions] = field(default_factory=list)
 
     async def diarize(
-        self, audio: Samples, options: DiarizationOptions
+        self, audio: AudioSource, options: DiarizationOptions
     ) -> AsyncIterator[DiarizationEvent]:
         self.options.append(options)
-        duration = int(audio.size / SAMPLE_RATE)
+        duration = int(audio.duration_seconds)
         try:
             if self.hold is not None:
                 await self.hold.wait()
+            received = sum([len(c.pcm_s16le) // 2 async for c in audio.chunks(2.0)])
+            assert received == round(audio.duration_seconds * SAMPLE_RATE)
             if self.fail is not None:
                 raise self.fail
             yield Progressed(duration / 2)
@@ -109,18 +115,30 @@ def wav_bytes(seconds: float) -> bytes:
     return encode_wav(samples.astype(np.float32))
 
 
+@dataclass
+class Harness:
+    """An in-process orchestrator with fake backends, and a channel to it."""
+
+    stub: pb_grpc.OrchestratorAsyncStub
+    channel: grpc.aio.Channel
+    metrics: Metrics
+    config: OrchestratorConfig
+
+
 @asynccontextmanager
-async def serve(
+async def harness(
     transcriber: FakeTranscriber,
     diarizer: FakeDiarizer,
     tmp: Path,
     queued: int = 4,
+    server: ServerConfig | None = None,
+    uploads: UploadsConfig | None = None,
     **limits: Any,
-) -> AsyncIterator[pb_grpc.OrchestratorAsyncStub]:
+) -> AsyncIterator[Harness]:
     config = OrchestratorConfig(
-        server=ServerConfig(port=0),
+        server=server or ServerConfig(port=0),
         backends=BackendsConfig(),
-        uploads=UploadsConfig(directory=tmp, max_bytes=1 << 20, ttl_seconds=60),
+        uploads=uploads or UploadsConfig(directory=tmp, max_bytes=1 << 20, ttl_seconds=60),
         max_queued_jobs=queued,
         **limits,
     )
@@ -129,5 +147,17 @@ async def serve(
     running = await start_server(config.server, spec, metrics)
     await running.set_serving(True)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield pb_grpc.OrchestratorStub(channel)
+        yield Harness(pb_grpc.OrchestratorStub(channel), channel, metrics, config)
     await running.stop(0)
+
+
+@asynccontextmanager
+async def serve(
+    transcriber: FakeTranscriber,
+    diarizer: FakeDiarizer,
+    tmp: Path,
+    queued: int = 4,
+    **limits: Any,
+) -> AsyncIterator[pb_grpc.OrchestratorAsyncStub]:
+    async with harness(transcriber, diarizer, tmp, queued, **limits) as h:
+        yield h.stub

@@ -11,11 +11,11 @@ import pytest
 from whospoke.common.audio import (
     SAMPLE_RATE,
     ChunkReader,
-    decode_audio,
     float_to_pcm,
     iter_chunks,
     pcm_to_float,
 )
+from whospoke.common.decode import decode_audio
 from whospoke.common.errors import InvalidArgument
 from whospoke.v1 import audio_pb2
 

@@ -34,6 +34,7 @@ def test_readme_documents_every_flag() -> None:
         "log-level",
         "auth-tokens-file",
         "auth-health",
+        "stream-idle-seconds",
     }
     envs = list(transcriber_parser().env_vars.values()) + [
         env

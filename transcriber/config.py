@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from whospoke.common.config import EnvParser, ServerConfig, add_server_flags, server_config
+from whospoke.common.config import (
+    EnvParser,
+    ServerConfig,
+    add_audio_stream_flags,
+    add_server_flags,
+    server_config,
+)
 from whospoke.common.models import DEFAULT_WHISPER_MODEL
 
 DEFAULT_PORT = 50061
@@ -31,6 +37,7 @@ class TranscriberConfig:
     max_concurrent_streams: int = 1
     max_queued_streams: int = 8
     max_buffer_seconds: float = 120.0
+    min_chunk_seconds: float = 0.1
 
 
 def parser() -> EnvParser:
@@ -40,6 +47,7 @@ def parser() -> EnvParser:
         "Speech-to-text gRPC service (whospoke.v1.Transcriber) with faster-whisper.",
     )
     add_server_flags(p, DEFAULT_PORT, DEFAULT_METRICS_PORT)
+    add_audio_stream_flags(p)
     p.flag(
         "model",
         DEFAULT_WHISPER_MODEL,
@@ -70,6 +78,8 @@ def parser() -> EnvParser:
 def load_config(argv: Sequence[str] | None = None) -> TranscriberConfig:
     p = parser()
     args = p.parse_args(argv)
+    if not 0 <= args.min_chunk_seconds <= 10:
+        p.error("--min-chunk-seconds must be between 0 and 10")
     if args.max_buffer_seconds < 60:
         p.error("--max-buffer-seconds must be at least 60 (one analysis window)")
     if args.max_concurrent_streams < 1 or args.max_queued_streams < 0:
@@ -87,4 +97,5 @@ def load_config(argv: Sequence[str] | None = None) -> TranscriberConfig:
         max_concurrent_streams=args.max_concurrent_streams,
         max_queued_streams=args.max_queued_streams,
         max_buffer_seconds=args.max_buffer_seconds,
+        min_chunk_seconds=args.min_chunk_seconds,
     )

@@ -32,7 +32,7 @@ from transcriber.windows import (
     plan_window,
 )
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
-from whospoke.common.errors import InvalidArgument, Unavailable
+from whospoke.common.errors import InvalidArgument, Unavailable, quoted
 from whospoke.common.models import resolve_whisper
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class FasterWhisperEngine:
         if options.language is not None and options.language not in languages:
             raise InvalidArgument(
                 f"config.language: unknown or unsupported language code "
-                f"{options.language!r} for model {self._config.model!r}; "
+                f"{quoted(options.language)} for model {self._config.model!r}; "
                 f"use one of {', '.join(languages)} or leave it empty to detect"
             )
         if options.task == "translate" and not model.model.is_multilingual:

@@ -22,7 +22,7 @@ from transcriber.domain import (
     TranscriptionOptions,
 )
 from whospoke.common.errors import InvalidArgument, Unavailable
-from whospoke.common.feeder import AudioFeeder
+from whospoke.common.feeder import AudioFeeder, ProgressGate, StreamLimits, idle_guarded
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
@@ -49,14 +49,14 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
         *,
         model_name: str,
         default_beam_size: int = 5,
-        max_buffer_seconds: float = 120.0,
+        limits: StreamLimits,
     ) -> None:
         self._engine = engine
         self._limiter = limiter
         self._metrics = metrics
         self._model_name = model_name
         self._default_beam_size = default_beam_size
-        self._max_buffer_seconds = max_buffer_seconds
+        self._limits = limits
 
     async def GetInfo(
         self, request: pb.GetTranscriberInfoRequest, context: Context
@@ -80,7 +80,7 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
         request_iterator: AsyncIterator[pb.TranscribeRequest],
         context: Context,
     ) -> AsyncIterator[pb.TranscribeResponse]:
-        requests = aiter(request_iterator)
+        requests = idle_guarded(request_iterator, self._limits.idle_seconds, "TranscribeRequest")
         first = await anext(requests, None)
         options = self._options(first)
         if not self._engine.ready:
@@ -89,22 +89,21 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
         async with self._limiter.ticket():
             started = time.perf_counter()
             session = self._engine.open_session(options)
-            count = 0
-            async with AudioFeeder(
-                requests, session, self._max_buffer_seconds, "TranscribeRequest"
-            ) as feeder:
+            count, gate = 0, ProgressGate()
+            async with AudioFeeder(requests, session, self._limits, "TranscribeRequest") as feeder:
                 while True:
                     final = await feeder.wait_for_audio()
                     async for segment in iterate_in_thread(partial(session.run, final)):
                         count += 1
                         yield pb.TranscribeResponse(segment=segment_to_pb(segment))
                     feeder.drained()
-                    yield pb.TranscribeResponse(
-                        progress=pb.TranscriptionProgress(
-                            received_seconds=session.received_seconds,
-                            transcribed_seconds=session.transcribed_seconds,
+                    if gate.due(session.received_seconds + session.transcribed_seconds, final):
+                        yield pb.TranscribeResponse(
+                            progress=pb.TranscriptionProgress(
+                                received_seconds=session.received_seconds,
+                                transcribed_seconds=session.transcribed_seconds,
+                            )
                         )
-                    )
                     if final:
                         break
             elapsed = time.perf_counter() - started
@@ -183,7 +182,9 @@ def build_spec(
         metrics,
         model_name=config.model.model,
         default_beam_size=config.model.default_beam_size,
-        max_buffer_seconds=config.max_buffer_seconds,
+        limits=StreamLimits(
+            config.max_buffer_seconds, config.server.stream_idle_seconds, config.min_chunk_seconds
+        ),
     )
 
     def register(server: grpc.aio.Server) -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from whospoke.common.audio import SAMPLE_RATE, Samples, decode_audio
+from whospoke.common.audio import SAMPLE_RATE, Samples
+from whospoke.common.decode import decode_audio
 from whospoke.common.models import package_dir
 
 ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds")

@@ -1,26 +1,21 @@
 """Audio in the one format every whospoke stream uses: 16 kHz mono PCM.
 
-Converts between `AudioChunk` messages and float32 numpy arrays, checks that the
-chunks of a stream are contiguous, and decodes files of any container with PyAV.
+Converts between `AudioChunk` messages and float32 numpy arrays and checks that the
+chunks of a stream are contiguous; files of any container are decoded by
+`whospoke.common.decode`.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import wave
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import av
 import numpy as np
 import numpy.typing as npt
 
 from whospoke.common.errors import InvalidArgument
 from whospoke.v1 import audio_pb2
-
-logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 """Samples per second of every stream."""
@@ -38,10 +33,15 @@ class ChunkReader:
     """Validates the chunks of one stream and converts them to float32 samples.
 
     Keeps only the expected next offset, so it is cheap whatever the stream length.
+    Every chunk but the last must hold at least `min_samples`: per-message work
+    (parsing, waking the model loop, a progress reply) would otherwise let a
+    client multiply the server's cost by sending audio a millisecond at a time.
     """
 
-    def __init__(self, field: str = "audio") -> None:
+    def __init__(self, field: str = "audio", min_samples: int = 0) -> None:
         self._field = field
+        self._min_samples = min_samples
+        self._short = -1
         self.received_samples = 0
 
     def read(self, chunk: audio_pb2.AudioChunk) -> Samples:
@@ -51,6 +51,12 @@ class ChunkReader:
             raise InvalidArgument(
                 f"{self._field}.pcm_s16le: odd length {len(data)} bytes; expected 16-bit samples"
             )
+        if self._short >= 0:
+            raise InvalidArgument(
+                f"{self._field}.pcm_s16le: a chunk of {self._short} samples came before "
+                f"another; every chunk but the last must hold at least {self._min_samples} "
+                f"samples ({self._min_samples / SAMPLE_RATE:g} s)"
+            )
         if chunk.offset_samples != self.received_samples:
             kind = "gap" if chunk.offset_samples > self.received_samples else "overlap"
             raise InvalidArgument(
@@ -58,6 +64,8 @@ class ChunkReader:
                 f"{self.received_samples}, got {chunk.offset_samples}"
             )
         samples = pcm_to_float(data)
+        if samples.size < self._min_samples:
+            self._short = samples.size
         self.received_samples += samples.size
         return samples
 
@@ -97,38 +105,3 @@ def iter_chunks(samples: Samples, chunk_seconds: float = 1.0) -> Iterator[audio_
         yield audio_pb2.AudioChunk(
             pcm_s16le=float_to_pcm(samples[start : start + step]), offset_samples=start
         )
-
-
-def decode_audio(source: str | Path | bytes) -> Samples:
-    """Decode the first audio track of any file FFmpeg reads to 16 kHz mono.
-
-    A file damaged or cut short after some audio decoded keeps that audio (a
-    warning is logged): an interrupted recording is still worth transcribing.
-    Raises InvalidArgument when nothing is decodable or there is no audio track.
-    """
-    target = io.BytesIO(source) if isinstance(source, bytes) else str(source)
-    parts: list[npt.NDArray[Any]] = []
-    try:
-        with av.open(target, mode="r") as container:
-            if not container.streams.audio:
-                raise InvalidArgument("audio: the file has no audio track")
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            try:
-                for frame in container.decode(stream):
-                    parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-            except av.FFmpegError as exc:
-                if not parts:
-                    raise
-                logger.warning(
-                    "audio damaged after %d samples, keeping them: %s", sum(map(len, parts)), exc
-                )
-            parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    except av.FFmpegError as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise InvalidArgument(
-            f"audio: cannot decode the input ({reason}); send an audio or video file FFmpeg reads"
-        ) from exc
-    if not parts:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(parts).astype(np.float32) / 32768.0

@@ -8,6 +8,7 @@ working. Tokens are compared in constant time and never logged.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -82,3 +83,19 @@ def _denial(handler: Handler) -> Handler:
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(_deny, **serializers)
     return grpc.stream_stream_rpc_method_handler(_deny_stream, **serializers)
+
+
+def client_identity(context: Context, trust_tokens: bool) -> str:
+    """Who is calling, for per-client quotas: a digest of the bearer token, else the peer host.
+
+    A token names a client only when the server checks tokens; otherwise anyone could
+    invent one per call and escape the per-client limits.
+    """
+    if trust_tokens:
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str):
+                token = value.partition(" ")[2].strip()
+                return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+    peer = context.peer() or "unknown"
+    host, _, port = peer.rpartition(":")
+    return host if host and port.isdigit() else peer

@@ -80,6 +80,8 @@ class ServerConfig:
     log_level: str = "INFO"
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     auth_health: bool = False
+    stream_idle_seconds: float = 30.0
+    """A client stream with no message for this long is ended (DEADLINE_EXCEEDED)."""
 
     @property
     def address(self) -> str:
@@ -111,12 +113,30 @@ def add_server_flags(
     parser.flag(
         "auth-health", False, "require the token for health checks and reflection too", type=bool
     )
+    parser.flag(
+        "stream-idle-seconds",
+        30.0,
+        "end a client stream (audio, upload) that sends no message for this long",
+        type=float,
+    )
+
+
+def add_audio_stream_flags(parser: EnvParser) -> None:
+    """The flags of a service that reads audio chunk streams."""
+    parser.flag(
+        "min-chunk-seconds",
+        0.1,
+        "shortest audio chunk accepted (the last one excepted); bounds per-message work",
+        type=float,
+    )
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """Build the `ServerConfig` from parsed `add_server_flags` flags."""
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("--tls-cert and --tls-key must be given together")
+    if args.stream_idle_seconds <= 0:
+        raise SystemExit("--stream-idle-seconds must be positive")
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -129,6 +149,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         log_level=args.log_level,
         auth_tokens=_tokens(args.auth_tokens_file, args.env_prefix),
         auth_health=args.auth_health,
+        stream_idle_seconds=args.stream_idle_seconds,
     )
 
 

@@ -82,3 +82,15 @@ def from_rpc_error(error: grpc.aio.AioRpcError, backend: str) -> WhospokeError:
     details = error.details() or code.name
     cls = _BY_CODE.get(code, Unavailable)
     return cls(f"{backend}: {details}")
+
+
+def quoted(value: str, limit: int = 40) -> str:
+    """`value` for an error message: repr'd and cut to `limit` characters.
+
+    Messages travel in gRPC trailers, which clients cap (8 KiB by default); echoing
+    an unbounded client string would turn the client's own error into
+    RESOURCE_EXHAUSTED on its side.
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value)} characters)"

@@ -3,7 +3,11 @@
 Servicers raise `WhospokeError`s and never call `context.abort` for domain errors;
 this interceptor turns them into a status (unexpected exceptions become INTERNAL,
 logged with their traceback, with no internals in the message) and counts every
-RPC by method and final code.
+RPC by method and final code. A request message that does not parse is the
+client's fault, not a server bug: it becomes INVALID_ARGUMENT with a short
+message and one WARNING line, whether it is a unary request or one message of a
+stream. A call the client abandoned counts as CANCELLED, also when it left
+while the server was between two responses.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from whospoke.common.errors import WhospokeError
+from whospoke.common.errors import InvalidArgument, WhospokeError
 from whospoke.common.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -46,21 +50,21 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             behavior = getattr(handler, kind)
             if behavior is None:
                 continue
-            wrapped = self._wrap(behavior, method)
+            wrapped = self._wrap(behavior, handler.request_streaming, method)
             if wrapped is None:
                 return handler
             return factory(
                 wrapped,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _wrap(self, behavior: Behavior, method: str) -> Behavior | None:
+    def _wrap(self, behavior: Behavior, streaming: bool, method: str) -> Behavior | None:
         if inspect.isasyncgenfunction(behavior):
-            return self._wrap_stream(behavior, method)
+            return self._wrap_stream(_checked(behavior, streaming, method), method)
         if inspect.iscoroutinefunction(behavior):
-            return self._wrap_unary(behavior, method)
+            return self._wrap_unary(_checked(behavior, streaming, method), method)
         return None
 
     def _wrap_unary(self, behavior: Behavior, method: str) -> Behavior:
@@ -103,7 +107,7 @@ class _Observed:
 
     async def fail(self, exc: BaseException) -> None:
         """Record the code for `exc`; abort with a mapped status when it is ours."""
-        if isinstance(exc, asyncio.CancelledError):
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             self._code = grpc.StatusCode.CANCELLED
         elif isinstance(exc, grpc.aio.AbortError):
             self._code = self._context.code() or grpc.StatusCode.UNKNOWN
@@ -119,10 +123,66 @@ class _Observed:
 
     def __exit__(self, *exc_info: object) -> None:
         service, method = self._metrics.service, self._method
-        code = self._code or self._context.code() or grpc.StatusCode.OK
+        code = self._code or self._context.code()
+        if code is None:
+            code = grpc.StatusCode.CANCELLED if self._context.cancelled() else grpc.StatusCode.OK
         self._metrics.in_flight.labels(service, method).dec()
         self._metrics.requests.labels(service, method, _code_name(code)).inc()
         self._metrics.latency.labels(service, method).observe(time.perf_counter() - self._start)
+
+
+class _Malformed:
+    """Stands for a request message that did not parse."""
+
+
+MALFORMED = _Malformed()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """The deserializer, returning `MALFORMED` instead of raising on bad bytes.
+
+    gRPC would report a raising deserializer as UNKNOWN (with the exception's
+    class name) on unary calls and as INTERNAL on streams.
+    """
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:
+            return MALFORMED
+
+    return parse
+
+
+def _checked(behavior: Behavior, streaming: bool, method: str) -> Behavior:
+    """`behavior` seeing only parsed requests; a malformed one ends the call."""
+
+    def refuse(request: Any) -> Any:
+        if request is MALFORMED:
+            logger.warning("malformed request message on %s refused", method)
+            raise InvalidArgument(f"{method}: malformed request message (not valid protobuf)")
+        return request
+
+    async def parsed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
+            yield refuse(request)
+
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            request = parsed(request) if streaming else refuse(request)
+            async for response in behavior(request, context):
+                yield response
+
+        return stream
+
+    async def unary(request: Any, context: Context) -> Any:
+        request = parsed(request) if streaming else refuse(request)
+        return await behavior(request, context)
+
+    return unary
 
 
 def _code_name(code: object) -> str:

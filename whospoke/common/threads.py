@@ -69,3 +69,24 @@ def _settle(future: asyncio.Future[None]) -> None:
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+async def run_stoppable(work: Callable[[threading.Event], T]) -> T:
+    """Run `work(stop)` in a worker thread and return its result.
+
+    `asyncio.to_thread` alone lets a cancelled caller go while its thread keeps
+    running, so a job could free its concurrency slot while its decode still
+    burns CPU and memory. Here a cancelled caller sets `stop` (which `work` checks
+    between steps) and waits for the thread to return before the cancellation
+    goes on: what a slot pays for has really ended when the slot is freed.
+    """
+    stop = threading.Event()
+    task = asyncio.ensure_future(asyncio.to_thread(work, stop))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure after the cancel is not news
+        raise

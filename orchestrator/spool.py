@@ -1,0 +1,106 @@
+"""A job's decoded audio on disk: decoded once, then read by each backend at its own pace.
+
+Held in memory, decoded audio costs 230 MB per hour as float32, so a four-hour
+recording alone would take about a gigabyte of the orchestrator's memory. A spool
+file (16 kHz mono 16-bit PCM, 115 MB per hour) keeps memory flat in the
+recording's length: each backend call reads its next chunk from the file when
+gRPC flow control asks for it, so neither backend waits for the other and no
+chunk is held longer than it takes to send. Decoding runs in a worker thread,
+stops at the duration limit, and stops when its job is cancelled before the
+job's slot is freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import BinaryIO
+
+from whospoke.common.audio import SAMPLE_RATE
+from whospoke.common.decode import PcmDecoder, Source
+from whospoke.common.errors import Cancelled, ResourceExhausted
+from whospoke.common.threads import run_stoppable
+from whospoke.v1 import audio_pb2
+
+BYTES_PER_SAMPLE = 2
+
+
+@dataclass(frozen=True)
+class SpooledAudio:
+    """Decoded audio in a file; `chunks` may be iterated by several readers at once."""
+
+    path: Path
+    samples: int
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    async def chunks(self, chunk_seconds: float) -> AsyncIterator[audio_pb2.AudioChunk]:
+        """Contiguous chunks of `chunk_seconds`, each read from disk when asked for."""
+        size = max(1, round(chunk_seconds * SAMPLE_RATE))
+        for offset in range(0, self.samples, size):
+            count = min(size, self.samples - offset)
+            data = await asyncio.to_thread(_read, self.path, offset, count)
+            yield audio_pb2.AudioChunk(pcm_s16le=data, offset_samples=offset)
+
+    async def remove(self) -> None:
+        await asyncio.to_thread(self.path.unlink, missing_ok=True)
+
+
+async def spool(source: Callable[[], Source], directory: Path, max_seconds: float) -> SpooledAudio:
+    """Decode `source()` (called in the worker thread) into a new file in `directory`.
+
+    Raises InvalidArgument as soon as the audio passes `max_seconds`, and
+    FileNotFoundError only when the source file disappeared (a failure to write
+    the spool is the server's, never reported as a missing input); no file is
+    left behind on any failure or cancellation.
+    """
+    path = directory / f"{secrets.token_hex(8)}.pcm"
+    samples = await run_stoppable(partial(_write, source, path, max_seconds))
+    return SpooledAudio(path, samples)
+
+
+def clear(directory: Path) -> None:
+    """Create the spool directory, removing files a crashed process left there."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.pcm"):
+        stale.unlink(missing_ok=True)
+
+
+def _write(
+    source: Callable[[], Source], path: Path, max_seconds: float, stop: threading.Event
+) -> int:
+    decoder = PcmDecoder(source(), max_seconds)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("wb") as out:
+            for block in decoder:
+                if stop.is_set():
+                    raise Cancelled("the job was cancelled while decoding")
+                _append(out, block)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return decoder.samples
+
+
+def _append(out: BinaryIO, block: bytes) -> None:
+    try:
+        out.write(block)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResourceExhausted("no disk space left for decoded audio; retry later") from None
+        raise RuntimeError(f"cannot write the spool file: {exc.strerror}") from None
+
+
+def _read(path: Path, offset: int, count: int) -> bytes:
+    with path.open("rb") as file:
+        file.seek(offset * BYTES_PER_SAMPLE)
+        return file.read(count * BYTES_PER_SAMPLE)
