@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import machine, write_section
 from transcriber.config import ModelConfig
-from transcriber.domain import TranscriptionOptions
 from transcriber.engine import FasterWhisperEngine
 from whospoke.common.audio import SAMPLE_RATE, Samples
 from whospoke.common.decode import decode_audio
+from whospoke.contract.transcription import TranscriptionOptions
 from whospoke.evaluation import (
     asterisk_available,
     asterisk_recording,

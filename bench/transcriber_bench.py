@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import machine, write_section
 from transcriber.config import ModelConfig
-from transcriber.domain import TranscriptionOptions
 from transcriber.engine import FasterWhisperEngine
 from whospoke.common.audio import SAMPLE_RATE, Samples, iter_chunks
 from whospoke.common.procs import ServiceProcess
+from whospoke.contract.transcription import TranscriptionOptions
 from whospoke.evaluation import Recording, asterisk_recording, word_error_rate
 from whospoke.v1 import transcriber_pb2 as pb
 from whospoke.v1 import transcriber_pb2_grpc as pb_grpc

@@ -8,36 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from whospoke.common.audio import Samples
-
-
-@dataclass(frozen=True)
-class DiarizationOptions:
-    """Options of one stream, validated."""
-
-    num_speakers: int | None = None
-    min_speakers: int | None = None
-    max_speakers: int | None = None
-
-
-@dataclass(frozen=True)
-class Turn:
-    start: float
-    end: float
-    speaker: str
-
-
-@dataclass(frozen=True)
-class SpeakerInfo:
-    speaker: str
-    speech_seconds: float
-    embedding: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class DiarizationOutput:
-    turns: tuple[Turn, ...]
-    exclusive_turns: tuple[Turn, ...]
-    speakers: tuple[SpeakerInfo, ...]
+from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,13 @@ import torch
 from pyannote.audio import Model
 from pyannote.core import Annotation
 
-from diarizer.domain import (
-    DiarizationOptions,
-    DiarizationOutput,
-    DiarizerEngineInfo,
-    SpeakerInfo,
-    Turn,
-)
+from diarizer.domain import DiarizerEngineInfo
 from diarizer.embedders import WINDOW_SAMPLES, Embedder, PooledEmbedder, WindowEmbedder
 from diarizer.incremental import ClusteringSettings, IncrementalDiarizer
 from diarizer.models import CamPlusPlus, load_embedding, load_segmentation
 from whospoke.common.audio import Samples, seconds
 from whospoke.common.errors import Unavailable
+from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
 
 logger = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ from typing import Any, TypeAlias
 import grpc
 
 from diarizer.config import DiarizerConfig
-from diarizer.convert import options_from_pb
-from diarizer.domain import DiarizationEngine, DiarizationOutput, Turn
+from diarizer.domain import DiarizationEngine
 from whospoke.common.errors import InvalidArgument, Unavailable
 from whospoke.common.feeder import AudioFeeder, ProgressGate, StreamLimits, idle_guarded
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
 from whospoke.common.threads import iterate_in_thread
+from whospoke.contract.diarization import options_from_pb, result_to_pb
 from whospoke.v1 import diarizer_pb2 as pb
 from whospoke.v1 import diarizer_pb2_grpc as pb_grpc
 
@@ -94,36 +94,6 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
             yield pb.DiarizeResponse(
                 result=result_to_pb(output, config, session.received_seconds, elapsed)
             )
-
-
-def result_to_pb(
-    output: DiarizationOutput, config: pb.DiarizationConfig, duration: float, elapsed: float
-) -> pb.DiarizationResult:
-    kind = config.turn_output
-    overlapping = kind in (
-        pb.TURN_OUTPUT_UNSPECIFIED,
-        pb.TURN_OUTPUT_BOTH,
-        pb.TURN_OUTPUT_OVERLAPPING,
-    )
-    exclusive = kind in (pb.TURN_OUTPUT_UNSPECIFIED, pb.TURN_OUTPUT_BOTH, pb.TURN_OUTPUT_EXCLUSIVE)
-    return pb.DiarizationResult(
-        turns=[_turn(t) for t in output.turns] if overlapping else [],
-        exclusive_turns=[_turn(t) for t in output.exclusive_turns] if exclusive else [],
-        speakers=[
-            pb.SpeakerSummary(
-                speaker=s.speaker,
-                speech_seconds=s.speech_seconds,
-                embedding=list(s.embedding) if config.return_embeddings else [],
-            )
-            for s in output.speakers
-        ],
-        audio_duration_seconds=duration,
-        processing_seconds=elapsed,
-    )
-
-
-def _turn(turn: Turn) -> pb.SpeakerTurn:
-    return pb.SpeakerTurn(start_seconds=turn.start, end_seconds=turn.end, speaker=turn.speaker)
 
 
 def build_spec(config: DiarizerConfig, engine: DiarizationEngine, metrics: Metrics) -> ServiceSpec:

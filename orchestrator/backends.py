@@ -12,14 +12,13 @@ Backend failures come out as our own errors naming the backend.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from diarizer.domain import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
 from orchestrator.domain import (
     AudioSource,
     BackendHealth,
@@ -29,8 +28,10 @@ from orchestrator.domain import (
     TranscriptDone,
     TranscriptEvent,
 )
-from transcriber.domain import Segment, TranscriptionOptions, Word
 from whospoke.common.errors import from_rpc_error
+from whospoke.contract import diarization, transcription
+from whospoke.contract.diarization import DiarizationOptions
+from whospoke.contract.transcription import TranscriptionOptions
 from whospoke.v1 import diarizer_pb2, diarizer_pb2_grpc
 from whospoke.v1 import transcriber_pb2 as tpb
 from whospoke.v1 import transcriber_pb2_grpc as tpb_grpc
@@ -127,13 +128,13 @@ class GrpcTranscriber(_Backend):
     async def transcribe(
         self, audio: AudioSource, options: TranscriptionOptions
     ) -> AsyncIterator[TranscriptEvent]:
-        config = tpb.TranscribeRequest(config=transcription_config(options))
+        config = tpb.TranscribeRequest(config=transcription.options_to_pb(options))
         requests = _wrap(config, audio, self._settings.chunk_seconds, tpb.TranscribeRequest)
         call = self._stub.Transcribe(requests, timeout=self._settings.timeout(audio))
         async for response in _responses(call, self.name):
             kind = response.WhichOneof("response")
             if kind == "segment":
-                yield segment_from_pb(response.segment)
+                yield transcription.segment_from_pb(response.segment)
             elif kind == "progress":
                 yield Progressed(response.progress.transcribed_seconds)
             elif kind == "summary":
@@ -160,14 +161,14 @@ class GrpcDiarizer(_Backend):
     async def diarize(
         self, audio: AudioSource, options: DiarizationOptions
     ) -> AsyncIterator[DiarizationEvent]:
-        config = diarizer_pb2.DiarizeRequest(config=diarization_config(options))
+        config = diarizer_pb2.DiarizeRequest(config=diarization.options_to_pb(options))
         requests = _wrap(config, audio, self._settings.chunk_seconds, diarizer_pb2.DiarizeRequest)
         call = self._stub.Diarize(requests, timeout=self._settings.timeout(audio))
         async for response in _responses(call, self.name):
             if response.WhichOneof("response") == "progress":
                 yield Progressed(response.progress.analysed_seconds)
             else:
-                yield DiarizationDone(diarization_from_pb(response.result))
+                yield DiarizationDone(diarization.output_from_pb(response.result))
 
 
 async def _wrap(
@@ -177,48 +178,3 @@ async def _wrap(
     yield config
     async for chunk in audio.chunks(seconds):
         yield message(audio=chunk)
-
-
-def transcription_config(options: TranscriptionOptions) -> tpb.TranscriptionConfig:
-    return tpb.TranscriptionConfig(
-        language=options.language or "",
-        task=tpb.TASK_TRANSLATE if options.task == "translate" else tpb.TASK_TRANSCRIBE,
-        word_timestamps=options.word_timestamps,
-        beam_size=options.beam_size,
-        initial_prompt=options.initial_prompt or "",
-        hotwords=options.hotwords or "",
-        vad_filter=options.vad_filter,
-    )
-
-
-def diarization_config(options: DiarizationOptions) -> diarizer_pb2.DiarizationConfig:
-    config = diarizer_pb2.DiarizationConfig(turn_output=diarizer_pb2.TURN_OUTPUT_BOTH)
-    for name in ("num_speakers", "min_speakers", "max_speakers"):
-        value = getattr(options, name)
-        if value is not None:
-            setattr(config, name, value)
-    return config
-
-
-def segment_from_pb(segment: tpb.TranscriptSegment) -> Segment:
-    return Segment(
-        index=segment.index,
-        start=segment.start_seconds,
-        end=segment.end_seconds,
-        text=segment.text,
-        words=tuple(
-            Word(w.start_seconds, w.end_seconds, w.text, w.probability) for w in segment.words
-        ),
-        avg_logprob=segment.avg_logprob,
-        no_speech_prob=segment.no_speech_prob,
-        compression_ratio=segment.compression_ratio,
-    )
-
-
-def diarization_from_pb(result: diarizer_pb2.DiarizationResult) -> DiarizationOutput:
-    speakers = tuple(SpeakerInfo(s.speaker, s.speech_seconds) for s in result.speakers)
-    return DiarizationOutput(_turns(result.turns), _turns(result.exclusive_turns), speakers)
-
-
-def _turns(turns: Iterable[diarizer_pb2.SpeakerTurn]) -> tuple[Turn, ...]:
-    return tuple(Turn(t.start_seconds, t.end_seconds, t.speaker) for t in turns)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from diarizer.domain import Turn
 from orchestrator.jobs import (
     JobEvent,
     JobResult,
@@ -12,8 +11,8 @@ from orchestrator.jobs import (
     StageStarted,
 )
 from orchestrator.merge import AttributedSegment
-from transcriber.domain import Segment
-from transcriber.server import segment_to_pb
+from whospoke.contract.diarization import Turn
+from whospoke.contract.transcription import Segment, segment_to_pb
 from whospoke.v1 import diarizer_pb2
 from whospoke.v1 import orchestrator_pb2 as pb
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from diarizer.domain import DiarizationOptions, DiarizationOutput
-from transcriber.domain import Segment, TranscriptionOptions
+from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput
+from whospoke.contract.transcription import Segment, TranscriptionOptions
 from whospoke.v1 import audio_pb2
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diarizer.domain import DiarizationOutput
 from orchestrator.domain import (
     DiarizationDone,
     DiarizerBackend,
@@ -29,10 +28,11 @@ from orchestrator.domain import (
 from orchestrator.merge import AttributedSegment, attribute, full_text
 from orchestrator.spool import SpooledAudio, spool
 from orchestrator.streams import interleave
-from transcriber.domain import Segment
 from whospoke.common.decode import Source as FileSource
 from whospoke.common.errors import InvalidArgument, NotFound, WhospokeError
 from whospoke.common.limiter import Limiter
+from whospoke.contract.diarization import DiarizationOutput
+from whospoke.contract.transcription import Segment
 
 logger = logging.getLogger(__name__)
 

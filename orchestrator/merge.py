@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from diarizer.domain import Turn
-from transcriber.domain import Segment, Word
+from whospoke.contract.diarization import Turn
+from whospoke.contract.transcription import Segment, Word
 
 
 @dataclass(frozen=True)

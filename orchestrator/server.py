@@ -11,7 +11,6 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from diarizer.convert import options_from_pb as diarization_options
 from orchestrator import spool
 from orchestrator.config import OrchestratorConfig
 from orchestrator.convert import event_to_pb
@@ -19,13 +18,14 @@ from orchestrator.domain import DiarizerBackend, JobOptions, TranscriberBackend
 from orchestrator.jobs import JobRunner, Source
 from orchestrator.quotas import UploadLimits
 from orchestrator.uploads import UploadInfo, UploadStore
-from transcriber.server import options_from_pb as transcription_options
 from whospoke.common.auth import client_identity
 from whospoke.common.errors import InvalidArgument
 from whospoke.common.feeder import idle_guarded
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
+from whospoke.contract.diarization import options_from_pb as diarization_options
+from whospoke.contract.transcription import options_from_pb as transcription_options
 from whospoke.v1 import diarizer_pb2, transcriber_pb2
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc

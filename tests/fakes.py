@@ -6,9 +6,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from transcriber.domain import EngineInfo, Segment, TranscriptionOptions, Word
+from transcriber.domain import EngineInfo
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
 from whospoke.common.errors import InvalidArgument
+from whospoke.contract.transcription import Segment, TranscriptionOptions, Word
 
 
 @dataclass

@@ -12,7 +12,6 @@ from typing import Any
 import grpc
 import numpy as np
 
-from diarizer.domain import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
 from orchestrator.config import BackendsConfig, OrchestratorConfig, UploadsConfig
 from orchestrator.domain import (
     AudioSource,
@@ -24,12 +23,13 @@ from orchestrator.domain import (
     TranscriptEvent,
 )
 from orchestrator.server import build_spec
-from transcriber.domain import Segment, TranscriptionOptions, Word
 from whospoke.common.audio import SAMPLE_RATE
 from whospoke.common.audio import wav_bytes as encode_wav
 from whospoke.common.config import ServerConfig
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import start_server
+from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
+from whospoke.contract.transcription import Segment, TranscriptionOptions, Word
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 
 

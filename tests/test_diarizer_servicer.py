@@ -11,19 +11,14 @@ import numpy as np
 import pytest
 
 from diarizer.config import DiarizerConfig
-from diarizer.domain import (
-    DiarizationOptions,
-    DiarizationOutput,
-    DiarizerEngineInfo,
-    SpeakerInfo,
-    Turn,
-)
+from diarizer.domain import DiarizerEngineInfo
 from diarizer.engine import DiarizerModelConfig
 from diarizer.server import build_spec
 from whospoke.common.audio import SAMPLE_RATE, Samples, iter_chunks, seconds
 from whospoke.common.config import ServerConfig
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import start_server
+from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
 from whospoke.v1 import diarizer_pb2 as pb
 from whospoke.v1 import diarizer_pb2_grpc as pb_grpc
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from diarizer.domain import Turn
 from orchestrator.merge import SpeakerIndex, attribute, full_text
-from transcriber.domain import Segment, Word
+from whospoke.contract.diarization import Turn
+from whospoke.contract.transcription import Segment, Word
 
 
 def words(*spans: tuple[float, float, str]) -> tuple[Word, ...]:

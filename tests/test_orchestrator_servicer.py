@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from diarizer.domain import DiarizationOptions
 from tests.orchestrator_fakes import FakeDiarizer, FakeTranscriber, serve, wav_bytes
 from whospoke.common.errors import Unavailable
+from whospoke.contract.diarization import DiarizationOptions
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from transcriber.config import ModelConfig
-from transcriber.domain import Segment, TranscriptionOptions
 from transcriber.engine import FasterWhisperEngine, WhisperSession
 from whospoke.common.audio import SAMPLE_RATE, Samples
 from whospoke.common.errors import InvalidArgument
+from whospoke.contract.transcription import Segment, TranscriptionOptions
 from whospoke.evaluation import (
     asterisk_available,
     asterisk_recording,

@@ -1,7 +1,7 @@
 """The transcriber's domain types and the engine interface the servicer depends on.
 
-The servicer converts protobuf to these dataclasses and back; engines (the real
-faster-whisper one, or a fake in tests) only see these.
+The servicer converts protobuf to the contract's dataclasses and back; engines
+(the real faster-whisper one, or a fake in tests) only see those.
 """
 
 from __future__ import annotations
@@ -12,41 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from whospoke.common.audio import Samples
-
-
-@dataclass(frozen=True)
-class TranscriptionOptions:
-    """Options of one stream, validated."""
-
-    language: str | None = None
-    task: str = "transcribe"
-    word_timestamps: bool = True
-    beam_size: int = 5
-    initial_prompt: str | None = None
-    hotwords: str | None = None
-    vad_filter: bool = True
-
-
-@dataclass(frozen=True)
-class Word:
-    start: float
-    end: float
-    text: str
-    probability: float
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A final segment; times in seconds from the start of the stream."""
-
-    index: int
-    start: float
-    end: float
-    text: str
-    words: tuple[Word, ...] = ()
-    avg_logprob: float = 0.0
-    no_speech_prob: float = 0.0
-    compression_ratio: float = 0.0
+from whospoke.contract.transcription import Segment, TranscriptionOptions
 
 
 @dataclass(frozen=True)

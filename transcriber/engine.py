@@ -23,7 +23,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from transcriber.config import ModelConfig
-from transcriber.domain import EngineInfo, Segment, TranscriptionOptions, Word
+from transcriber.domain import EngineInfo
 from transcriber.windows import (
     ANALYSIS_SAMPLES,
     FIRST_WINDOW_SAMPLES,
@@ -34,6 +34,7 @@ from transcriber.windows import (
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
 from whospoke.common.errors import InvalidArgument, Unavailable, quoted
 from whospoke.common.models import resolve_whisper
+from whospoke.contract.transcription import Segment, TranscriptionOptions, Word
 
 logger = logging.getLogger(__name__)
 

@@ -16,28 +16,19 @@ from typing import Any, TypeAlias
 import grpc
 
 from transcriber.config import TranscriberConfig
-from transcriber.domain import (
-    Segment,
-    TranscriptionEngine,
-    TranscriptionOptions,
-)
+from transcriber.domain import TranscriptionEngine
 from whospoke.common.errors import InvalidArgument, Unavailable
 from whospoke.common.feeder import AudioFeeder, ProgressGate, StreamLimits, idle_guarded
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
 from whospoke.common.threads import iterate_in_thread
+from whospoke.contract.transcription import TranscriptionOptions, options_from_pb, segment_to_pb
 from whospoke.v1 import transcriber_pb2 as pb
 from whospoke.v1 import transcriber_pb2_grpc as pb_grpc
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Transcriber"].full_name
-MAX_BEAM_SIZE = 20
-_TASKS = {
-    pb.TASK_UNSPECIFIED: "transcribe",
-    pb.TASK_TRANSCRIBE: "transcribe",
-    pb.TASK_TRANSLATE: "translate",
-}
 
 
 class TranscriberServicer(pb_grpc.TranscriberServicer):
@@ -127,46 +118,6 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
                 "audio chunks come after it"
             )
         return options_from_pb(first.config, self._default_beam_size)
-
-
-def options_from_pb(
-    config: pb.TranscriptionConfig, default_beam: int, field: str = "config"
-) -> TranscriptionOptions:
-    """Validate the config message and convert it to domain options."""
-    if config.task not in _TASKS:
-        raise InvalidArgument(f"{field}.task: unknown value {config.task}")
-    if config.beam_size > MAX_BEAM_SIZE:
-        raise InvalidArgument(
-            f"{field}.beam_size: {config.beam_size} is above the maximum of {MAX_BEAM_SIZE}"
-        )
-    language = config.language.strip().lower()
-    return TranscriptionOptions(
-        language=language or None,
-        task=_TASKS[config.task],
-        word_timestamps=config.word_timestamps if config.HasField("word_timestamps") else True,
-        beam_size=config.beam_size or default_beam,
-        initial_prompt=config.initial_prompt or None,
-        hotwords=config.hotwords or None,
-        vad_filter=config.vad_filter if config.HasField("vad_filter") else True,
-    )
-
-
-def segment_to_pb(segment: Segment) -> pb.TranscriptSegment:
-    return pb.TranscriptSegment(
-        index=segment.index,
-        start_seconds=segment.start,
-        end_seconds=segment.end,
-        text=segment.text,
-        words=[
-            pb.Word(
-                start_seconds=w.start, end_seconds=w.end, text=w.text, probability=w.probability
-            )
-            for w in segment.words
-        ],
-        avg_logprob=segment.avg_logprob,
-        no_speech_prob=segment.no_speech_prob,
-        compression_ratio=segment.compression_ratio,
-    )
 
 
 def build_spec(

@@ -1,0 +1,122 @@
+"""Transcription: options, words and segments, and their protobuf forms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from whospoke.common.errors import InvalidArgument
+from whospoke.v1 import transcriber_pb2 as pb
+
+MAX_BEAM_SIZE = 20
+"""Larger beams cost time for no measurable accuracy on Whisper."""
+TASKS = {
+    pb.TASK_UNSPECIFIED: "transcribe",
+    pb.TASK_TRANSCRIBE: "transcribe",
+    pb.TASK_TRANSLATE: "translate",
+}
+
+
+@dataclass(frozen=True)
+class TranscriptionOptions:
+    """Options of one stream, validated."""
+
+    language: str | None = None
+    task: str = "transcribe"
+    word_timestamps: bool = True
+    beam_size: int = 5
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+    vad_filter: bool = True
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A final segment; times in seconds from the start of the stream."""
+
+    index: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 0.0
+
+
+def options_from_pb(
+    config: pb.TranscriptionConfig, default_beam: int, field: str = "config"
+) -> TranscriptionOptions:
+    """Validate the config message and convert it to domain options.
+
+    `field` prefixes messages (`config.beam_size`, `options.beam_size`) so that a
+    caller validating its own message names its own fields.
+    """
+    if config.task not in TASKS:
+        raise InvalidArgument(f"{field}.task: unknown value {config.task}")
+    if config.beam_size > MAX_BEAM_SIZE:
+        raise InvalidArgument(
+            f"{field}.beam_size: {config.beam_size} is above the maximum of {MAX_BEAM_SIZE}"
+        )
+    language = config.language.strip().lower()
+    return TranscriptionOptions(
+        language=language or None,
+        task=TASKS[config.task],
+        word_timestamps=config.word_timestamps if config.HasField("word_timestamps") else True,
+        beam_size=config.beam_size or default_beam,
+        initial_prompt=config.initial_prompt or None,
+        hotwords=config.hotwords or None,
+        vad_filter=config.vad_filter if config.HasField("vad_filter") else True,
+    )
+
+
+def options_to_pb(options: TranscriptionOptions) -> pb.TranscriptionConfig:
+    return pb.TranscriptionConfig(
+        language=options.language or "",
+        task=pb.TASK_TRANSLATE if options.task == "translate" else pb.TASK_TRANSCRIBE,
+        word_timestamps=options.word_timestamps,
+        beam_size=options.beam_size,
+        initial_prompt=options.initial_prompt or "",
+        hotwords=options.hotwords or "",
+        vad_filter=options.vad_filter,
+    )
+
+
+def segment_to_pb(segment: Segment) -> pb.TranscriptSegment:
+    return pb.TranscriptSegment(
+        index=segment.index,
+        start_seconds=segment.start,
+        end_seconds=segment.end,
+        text=segment.text,
+        words=[
+            pb.Word(
+                start_seconds=w.start, end_seconds=w.end, text=w.text, probability=w.probability
+            )
+            for w in segment.words
+        ],
+        avg_logprob=segment.avg_logprob,
+        no_speech_prob=segment.no_speech_prob,
+        compression_ratio=segment.compression_ratio,
+    )
+
+
+def segment_from_pb(segment: pb.TranscriptSegment) -> Segment:
+    return Segment(
+        index=segment.index,
+        start=segment.start_seconds,
+        end=segment.end_seconds,
+        text=segment.text,
+        words=tuple(
+            Word(w.start_seconds, w.end_seconds, w.text, w.probability) for w in segment.words
+        ),
+        avg_logprob=segment.avg_logprob,
+        no_speech_prob=segment.no_speech_prob,
+        compression_ratio=segment.compression_ratio,
+    )
