@@ -33,7 +33,8 @@ from whospoke.evaluation import (
 
 
 def streamed(engine: FasterWhisperEngine, audio: Samples, language: str | None, step: int) -> str:
-    session = engine.open_session(TranscriptionOptions(language=language))
+    live = step < audio.size  # fed in small steps: as a live stream would be
+    session = engine.open_session(TranscriptionOptions(language=language, live=live))
     stop = threading.Event()
     texts = []
     for start in range(0, audio.size, step):

@@ -49,7 +49,8 @@ async def test_transcriber_process_streams_segments_before_the_end(sample_audio:
                 37.3 s, so by 40 s a closed region is ready to decode.
                 """
                 nonlocal sent
-                yield pb.TranscribeRequest(config=pb.TranscriptionConfig(language="en"))
+                config = pb.TranscriptionConfig(language="en", live=True)
+                yield pb.TranscribeRequest(config=config)
                 for index, chunk in enumerate(chunks):
                     if index == held_at:
                         await asyncio.wait_for(first_segment.wait(), timeout=90)

@@ -178,6 +178,7 @@ class WhisperSession:
                 final,
                 self._options.vad_filter,
                 FIRST_WINDOW_SAMPLES if self._next_index == 0 else WINDOW_SAMPLES,
+                live=self._options.live,
             )
             if plan is None:
                 return

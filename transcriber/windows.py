@@ -6,7 +6,11 @@ silence that voice activity detection has confirmed (a speech region is closed
 once enough silence follows it), and packs as many closed regions as fit in one
 window. When audio arrives faster than it is transcribed, windows fill up
 (throughput); when it arrives live, each region is cut as soon as it closes
-(latency). Pure functions: the engine supplies the speech regions.
+(latency). That adaptation makes the pieces depend on arrival timing, which only
+live audio needs: for a file, planning waits until more than one analysis span
+has arrived (or the stream has ended), so each plan sees exactly the same audio
+on every run and the output depends on the audio alone. Pure functions: the
+engine supplies the speech regions.
 """
 
 from __future__ import annotations
@@ -49,16 +53,24 @@ def plan_window(
     final: bool,
     vad_filter: bool,
     window: int = WINDOW_SAMPLES,
+    live: bool = True,
 ) -> Plan | None:
     """Decide the next piece of the buffer to transcribe, or None to wait for audio.
 
     `regions` are the speech regions VAD found in the first `analysed` samples of a
     buffer of `buffered` samples; a region ending before `analysed` is closed.
-    Closed regions are packed up to `window` samples of speech.
+    Closed regions are packed up to `window` samples of speech. Unless `live`, no
+    plan is made from a partial analysis span: strictly more than
+    `ANALYSIS_SAMPLES` must be buffered, or the stream must have ended.
     """
-    if buffered == 0:
+    if buffered == 0 or (not live and not final and buffered <= ANALYSIS_SAMPLES):
         return None
     if final and buffered <= ANALYSIS_SAMPLES:
+        # Every region is closed at the end; pack them as everywhere else (the first
+        # piece stays short), and give the last piece the rest of the buffer.
+        cut = _pack(regions, vad_filter, window)
+        if cut is not None and cut < regions[-1].end:
+            return Plan(cut, transcribe=True)
         return Plan(buffered, transcribe=bool(regions) or not vad_filter)
     closed = [r for r in regions if r.end < analysed]
     cut = _pack(closed, vad_filter, window)

@@ -27,6 +27,8 @@ class TranscriptionOptions:
     initial_prompt: str | None = None
     hotwords: str | None = None
     vad_filter: bool = True
+    live: bool = False
+    """Audio arrives as spoken: decode each utterance at once (pieces follow arrival)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def options_from_pb(
         initial_prompt=config.initial_prompt or None,
         hotwords=config.hotwords or None,
         vad_filter=config.vad_filter if config.HasField("vad_filter") else True,
+        live=config.live,
     )
 
 
@@ -86,6 +89,7 @@ def options_to_pb(options: TranscriptionOptions) -> pb.TranscriptionConfig:
         initial_prompt=options.initial_prompt or "",
         hotwords=options.hotwords or "",
         vad_filter=options.vad_filter,
+        live=options.live,
     )
 
 

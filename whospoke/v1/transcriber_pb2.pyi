@@ -89,6 +89,7 @@ class TranscriptionConfig(_message.Message):
     INITIAL_PROMPT_FIELD_NUMBER: _builtins.int
     HOTWORDS_FIELD_NUMBER: _builtins.int
     VAD_FILTER_FIELD_NUMBER: _builtins.int
+    LIVE_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Spoken language as an ISO 639-1 code such as "en" or "fr" (see
     TranscriberInfo.languages); empty to detect it from the first speech.
@@ -108,6 +109,14 @@ class TranscriptionConfig(_message.Message):
     unset means true. Without it silences reach the model, which may then
     produce text that was never spoken.
     """
+    live: _builtins.bool
+    """How the audio arrives. false (the default, for files): the pieces decoded
+    depend on the audio and options only, so the same file gives the same
+    segments on every run, whatever the load; decoding starts once more than
+    60 s of audio (or the whole stream) has arrived. true (for speech captured
+    as it is spoken): each utterance is decoded as soon as it ends, for the
+    lowest latency, and pieces depend on when audio arrives.
+    """
     def __init__(
         self,
         *,
@@ -118,10 +127,11 @@ class TranscriptionConfig(_message.Message):
         initial_prompt: _builtins.str = ...,
         hotwords: _builtins.str = ...,
         vad_filter: _builtins.bool | None = ...,
+        live: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "task", b"task", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "live", b"live", "task", b"task", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__vad_filter: _TypeAlias = _typing.Literal["vad_filter"]  # noqa: Y015
     _WhichOneofArgType__vad_filter: _TypeAlias = _typing.Literal["_vad_filter", b"_vad_filter"]  # noqa: Y015
