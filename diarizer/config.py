@@ -63,16 +63,29 @@ def parser() -> EnvParser:
         f"file holding a Hugging Face token for gated hub models (or set {TOKEN_ENV})",
     )
     p.flag("device", "auto", "where the models run", choices=["auto", "cpu", "cuda"])
-    p.flag("window-step", 1.0, "seconds between 10 s analysis windows", type=float)
-    p.flag("batch-size", 8, "windows segmented per forward pass", type=int)
-    p.flag("threads", 0, "torch CPU threads (0: torch's default)", type=int)
+    p.flag(
+        "window-step",
+        1.0,
+        "seconds between 10 s analysis windows",
+        type=float,
+        minimum=0.05,
+        maximum=10,
+    )
+    p.flag("batch-size", 8, "windows segmented per forward pass", type=int, minimum=1)
+    p.flag("threads", 0, "torch CPU threads (0: torch's default)", type=int, minimum=0)
     p.flag(
         "clustering-threshold", 0.7, "cosine distance at which clusters stop merging", type=float
     )
-    p.flag("min-cluster-size", 12, "clusters with fewer embeddings are merged", type=int)
-    p.flag("max-concurrent-streams", 1, "streams diarized at once", type=int)
-    p.flag("max-queued-streams", 8, "streams that may wait for a slot", type=int)
-    p.flag("max-buffer-seconds", 60.0, "audio a stream may buffer ahead of analysis", type=float)
+    p.flag("min-cluster-size", 12, "clusters with fewer embeddings are merged", type=int, minimum=1)
+    p.flag("max-concurrent-streams", 1, "streams diarized at once", type=int, minimum=1)
+    p.flag("max-queued-streams", 8, "streams that may wait for a slot", type=int, minimum=0)
+    p.flag(
+        "max-buffer-seconds",
+        60.0,
+        "audio a stream may buffer ahead of analysis (at least two embedding blocks and a window)",
+        type=float,
+        minimum=30,
+    )
     return p
 
 
@@ -89,12 +102,6 @@ def hub_token(p: EnvParser, path: str) -> str:
 def load_config(argv: Sequence[str] | None = None) -> DiarizerConfig:
     p = parser()
     args = p.parse_args(argv)
-    if not 0 <= args.min_chunk_seconds <= 10:
-        p.error("--min-chunk-seconds must be between 0 and 10")
-    if args.max_buffer_seconds < 30:
-        p.error("--max-buffer-seconds must be at least 30 (two embedding blocks and a window)")
-    if args.window_step <= 0 or args.window_step > 10:
-        p.error("--window-step must be in (0, 10]")
     if args.embedding_mode == "pooled" and args.embedding:
         p.error("--embedding-mode pooled needs the embedded CAM++ (leave --embedding empty)")
     return DiarizerConfig(

@@ -68,49 +68,72 @@ def parser() -> EnvParser:
     )
     p.flag("diarizer", DEFAULT_DIARIZER, "diarizer address, same forms as --transcriber")
     p.flag(
-        "backend-deadline-seconds", 120.0, "fixed part of every backend call's deadline", type=float
+        "backend-deadline-seconds",
+        120.0,
+        "fixed part of every backend call's deadline",
+        type=float,
+        minimum=0.1,
     )
     p.flag(
         "backend-deadline-per-audio-second",
         2.0,
         "deadline added per second of audio (a slower backend is considered stuck)",
         type=float,
+        minimum=0,
     )
     p.flag("backend-tls-ca", "", "PEM CA bundle for the backends' certificates (enables TLS)")
     p.flag("backend-tls-cert", "", "PEM client certificate for mutual TLS with the backends")
     p.flag("backend-tls-key", "", "PEM private key of --backend-tls-cert")
     p.flag("backend-tls-server-name", "", "name the backends' certificates must carry")
-    p.flag("max-concurrent-jobs", 1, "jobs processed at once", type=int)
-    p.flag("max-queued-jobs", 16, "jobs that may wait for a slot", type=int)
+    p.flag("max-concurrent-jobs", 1, "jobs processed at once", type=int, minimum=1)
+    p.flag("max-queued-jobs", 16, "jobs that may wait for a slot", type=int, minimum=0)
     p.flag(
         "upload-dir",
         str(Path(tempfile.gettempdir()) / "whospoke-uploads"),
         "where uploads are stored; jobs keep their decoded audio in its spool/ (115 MB per hour)",
     )
-    p.flag("max-upload-bytes", 2048 * MiB, "largest upload accepted", type=int)
-    p.flag("max-upload-total-bytes", 16384 * MiB, "bytes all uploads may hold on disk", type=int)
-    p.flag("max-client-upload-bytes", 4096 * MiB, "bytes one client's uploads may hold", type=int)
+    p.flag("max-upload-bytes", 2048 * MiB, "largest upload accepted", type=int, minimum=1)
+    p.flag(
+        "max-upload-total-bytes",
+        16384 * MiB,
+        "bytes all uploads may hold on disk",
+        type=int,
+        minimum=1,
+    )
+    p.flag(
+        "max-client-upload-bytes",
+        4096 * MiB,
+        "bytes one client's uploads may hold",
+        type=int,
+        minimum=1,
+    )
     p.flag("max-concurrent-uploads", 16, "uploads streaming in at once", type=int)
     p.flag("max-client-concurrent-uploads", 4, "uploads one client may stream in at once", type=int)
-    p.flag("max-inline-bytes", 32 * MiB, "largest file accepted inside a Process request", type=int)
-    p.flag("max-audio-seconds", 4 * 3600.0, "longest recording accepted", type=float)
-    p.flag("upload-ttl-seconds", 3600.0, "uploads are deleted this long after upload", type=float)
+    p.flag(
+        "max-inline-bytes",
+        32 * MiB,
+        "largest file accepted inside a Process request",
+        type=int,
+        minimum=1,
+    )
+    p.flag("max-audio-seconds", 4 * 3600.0, "longest recording accepted", type=float, minimum=1)
+    p.flag(
+        "upload-ttl-seconds",
+        3600.0,
+        "uploads are deleted this long after upload",
+        type=float,
+        minimum=1,
+    )
     return p
 
 
 def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
     p = parser()
     args = p.parse_args(argv)
-    if args.max_concurrent_jobs < 1 or args.max_queued_jobs < 0:
-        p.error("--max-concurrent-jobs must be >= 1 and --max-queued-jobs >= 0")
-    if args.backend_deadline_seconds <= 0 or args.backend_deadline_per_audio_second < 0:
-        p.error("backend deadlines must be positive")
     if bool(args.backend_tls_cert) != bool(args.backend_tls_key):
         p.error("--backend-tls-cert and --backend-tls-key must be given together")
     if args.backend_tls_cert and not args.backend_tls_ca:
         p.error("--backend-tls-cert needs --backend-tls-ca")
-    if min(args.max_concurrent_uploads, args.max_client_concurrent_uploads) < 1:
-        p.error("--max-concurrent-uploads and --max-client-concurrent-uploads must be >= 1")
     return OrchestratorConfig(
         server=server_config(args),
         backends=BackendsConfig(

@@ -76,3 +76,36 @@ def test_diarizer_embedding_flags_and_hub_token(
     assert "hf_secret" not in repr(config)
     with pytest.raises(SystemExit):
         diarizer_config(["--hub-token-file", str(tmp_path / "missing")])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "flag"),
+    [
+        ("WHOSPOKE_TRANSCRIBER_DEVICE", "gpu", "--device"),
+        ("WHOSPOKE_TRANSCRIBER_LOG_LEVEL", "verbose", "--log-level"),
+        ("WHOSPOKE_TRANSCRIBER_MAX_QUEUED_STREAMS", "-1", "--max-queued-streams"),
+        ("WHOSPOKE_TRANSCRIBER_BEAM_SIZE", "many", "--beam-size"),
+        ("WHOSPOKE_TRANSCRIBER_MIN_CHUNK_SECONDS", "11", "--min-chunk-seconds"),
+    ],
+)
+def test_a_bad_variable_exits_2_naming_the_flag_and_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    flag: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as caught:
+        load_config([])
+    assert caught.value.code == 2
+    error = capsys.readouterr().err
+    assert flag in error and variable in error and value in error
+
+
+def test_flags_obey_the_same_choices_and_ranges(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--device", "gpu"], ["--max-concurrent-streams", "0"], ["--beam-size", "21"]):
+        with pytest.raises(SystemExit) as caught:
+            load_config(argv)
+        assert caught.value.code == 2
+        assert argv[0] in capsys.readouterr().err

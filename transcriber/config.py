@@ -13,6 +13,7 @@ from whospoke.common.config import (
     server_config,
 )
 from whospoke.common.models import DEFAULT_WHISPER_MODEL
+from whospoke.contract.transcription import MAX_BEAM_SIZE
 
 DEFAULT_PORT = 50061
 DEFAULT_METRICS_PORT = 9461
@@ -55,22 +56,31 @@ def parser() -> EnvParser:
         "directory, or a faster-whisper hub name such as 'large-v3'",
     )
     p.flag("device", "auto", "where the model runs", choices=["auto", "cpu", "cuda"])
-    p.flag("device-index", 0, "GPU index when the device is cuda", type=int)
+    p.flag("device-index", 0, "GPU index when the device is cuda", type=int, minimum=0)
     p.flag(
         "compute-type",
         "auto",
         "CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, "
         "int8_float16, float16, float32...",
     )
-    p.flag("cpu-threads", 0, "threads per stream on CPU (0: library default)", type=int)
-    p.flag("beam-size", 5, "decoder beam size when a stream does not set one", type=int)
-    p.flag("max-concurrent-streams", 1, "streams transcribed at once", type=int)
-    p.flag("max-queued-streams", 8, "streams that may wait for a slot", type=int)
+    p.flag("cpu-threads", 0, "threads per stream on CPU (0: library default)", type=int, minimum=0)
+    p.flag(
+        "beam-size",
+        5,
+        "decoder beam size when a stream does not set one",
+        type=int,
+        minimum=1,
+        maximum=MAX_BEAM_SIZE,
+    )
+    p.flag("max-concurrent-streams", 1, "streams transcribed at once", type=int, minimum=1)
+    p.flag("max-queued-streams", 8, "streams that may wait for a slot", type=int, minimum=0)
     p.flag(
         "max-buffer-seconds",
         120.0,
-        "audio a stream may buffer ahead of transcription before reading pauses",
+        "audio a stream may buffer ahead of transcription before reading pauses "
+        "(at least one 60 s analysis span)",
         type=float,
+        minimum=60,
     )
     return p
 
@@ -78,12 +88,6 @@ def parser() -> EnvParser:
 def load_config(argv: Sequence[str] | None = None) -> TranscriberConfig:
     p = parser()
     args = p.parse_args(argv)
-    if not 0 <= args.min_chunk_seconds <= 10:
-        p.error("--min-chunk-seconds must be between 0 and 10")
-    if args.max_buffer_seconds < 60:
-        p.error("--max-buffer-seconds must be at least 60 (one analysis window)")
-    if args.max_concurrent_streams < 1 or args.max_queued_streams < 0:
-        p.error("--max-concurrent-streams must be >= 1 and --max-queued-streams >= 0")
     return TranscriberConfig(
         server=server_config(args),
         model=ModelConfig(

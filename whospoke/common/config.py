@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,12 @@ MiB = 1 << 20
 
 
 class EnvParser(argparse.ArgumentParser):
-    """An ArgumentParser whose `flag` method also reads a default from the environment."""
+    """An ArgumentParser whose `flag` method also reads a default from the environment.
+
+    A flag and its variable share one definition: the same type, choices and
+    range apply to both, and a bad value of either exits 2 with a message naming
+    the flag and the variable (a variable is never accepted silently).
+    """
 
     def __init__(self, prog: str, env_prefix: str, description: str) -> None:
         super().__init__(
@@ -27,6 +32,7 @@ class EnvParser(argparse.ArgumentParser):
         )
         self.env_prefix = env_prefix
         self.env_vars: dict[str, str] = {}
+        self._env_errors: list[str] = []
 
     def flag(
         self,
@@ -35,25 +41,65 @@ class EnvParser(argparse.ArgumentParser):
         help: str,
         type: Callable[[str], Any] = str,
         choices: list[str] | None = None,
+        minimum: float | None = None,
+        maximum: float | None = None,
     ) -> None:
-        """Add `--name`, whose default comes from `<PREFIX>_<NAME>` when that is set."""
+        """Add `--name`, whose default comes from `<PREFIX>_<NAME>` when that is set.
+
+        `minimum` and `maximum` bound numeric values (inclusive).
+        """
         env = f"{self.env_prefix}_{name.upper().replace('-', '_')}"
         self.env_vars[name] = env
+        parse = _parse_bool if type is bool else _checked(type, choices, minimum, maximum)
         raw = os.environ.get(env)
         value = default
         if raw is not None and raw != "":
-            value = _parse_bool(raw) if type is bool else type(raw)
+            try:
+                value = parse(raw)
+            except (argparse.ArgumentTypeError, ValueError) as error:
+                self._env_errors.append(f"--{name} (from {env}={raw!r}): {error}")
+        where = f"{help} [env {env}]"
         if type is bool:
             self.add_argument(
-                f"--{name}",
-                default=value,
-                action=argparse.BooleanOptionalAction,
-                help=f"{help} [env {env}]",
+                f"--{name}", default=value, action=argparse.BooleanOptionalAction, help=where
             )
             return
-        self.add_argument(
-            f"--{name}", default=value, type=type, choices=choices, help=f"{help} [env {env}]"
-        )
+        metavar = "{" + ",".join(choices) + "}" if choices else name.upper()
+        self.add_argument(f"--{name}", default=value, type=parse, metavar=metavar, help=where)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._env_errors:
+            self.error("; ".join(self._env_errors))
+        return super().parse_known_args(args, namespace)
+
+
+def _checked(
+    type: Callable[[str], Any],
+    choices: list[str] | None,
+    minimum: float | None,
+    maximum: float | None,
+) -> Callable[[str], Any]:
+    """`type` plus the choice and range checks, for flags and variables alike."""
+
+    def parse(raw: str) -> Any:
+        try:
+            value = type(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a valid {getattr(type, '__name__', 'value')}: {raw!r}"
+            ) from None
+        if choices is not None and value not in choices:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not one of {', '.join(choices)}")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"{raw} is below the minimum of {minimum:g}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{raw} is above the maximum of {maximum:g}")
+        return value
+
+    parse.__name__ = getattr(type, "__name__", "value")
+    return parse
 
 
 def _parse_bool(raw: str) -> bool:
@@ -93,14 +139,31 @@ def add_server_flags(
 ) -> None:
     """The flags of `ServerConfig`, with this service's default ports."""
     parser.flag("host", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
-    parser.flag("port", port, "gRPC port (0 picks a free one)", type=int)
-    parser.flag("metrics-port", metrics_port, "Prometheus /metrics port (0: off)", type=int)
+    parser.flag("port", port, "gRPC port (0 picks a free one)", type=int, minimum=0, maximum=65535)
+    parser.flag(
+        "metrics-port",
+        metrics_port,
+        "Prometheus /metrics port (0: off)",
+        type=int,
+        minimum=0,
+        maximum=65535,
+    )
     parser.flag("tls-cert", "", "PEM certificate chain; with --tls-key enables TLS")
     parser.flag("tls-key", "", "PEM private key of --tls-cert")
     parser.flag("tls-client-ca", "", "PEM CA bundle; when set, clients must present a cert")
-    parser.flag("grace-seconds", 10.0, "time in-flight calls get to finish on SIGTERM", type=float)
     parser.flag(
-        "max-message-bytes", max_message_bytes, "largest gRPC message accepted or sent", type=int
+        "grace-seconds",
+        10.0,
+        "time in-flight calls get to finish on SIGTERM",
+        type=float,
+        minimum=0,
+    )
+    parser.flag(
+        "max-message-bytes",
+        max_message_bytes,
+        "largest gRPC message accepted or sent",
+        type=int,
+        minimum=1024,
     )
     parser.flag("log-level", "INFO", "logging level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.flag(
@@ -118,6 +181,7 @@ def add_server_flags(
         30.0,
         "end a client stream (audio, upload) that sends no message for this long",
         type=float,
+        minimum=0.01,
     )
 
 
@@ -128,6 +192,8 @@ def add_audio_stream_flags(parser: EnvParser) -> None:
         0.1,
         "shortest audio chunk accepted (the last one excepted); bounds per-message work",
         type=float,
+        minimum=0,
+        maximum=10,
     )
 
 
@@ -135,8 +201,6 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     """Build the `ServerConfig` from parsed `add_server_flags` flags."""
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("--tls-cert and --tls-key must be given together")
-    if args.stream_idle_seconds <= 0:
-        raise SystemExit("--stream-idle-seconds must be positive")
     return ServerConfig(
         host=args.host,
         port=args.port,
