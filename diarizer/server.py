@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from functools import partial
+from contextlib import aclosing
 from typing import Any, TypeAlias
 
 import grpc
 
 from diarizer.config import DiarizerConfig
 from diarizer.domain import DiarizationEngine
-from whospoke.common.errors import InvalidArgument, Unavailable
-from whospoke.common.feeder import AudioFeeder, ProgressGate, StreamLimits, idle_guarded
+from whospoke.common.errors import Unavailable
+from whospoke.common.feeder import StreamLimits
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
-from whospoke.common.threads import iterate_in_thread
+from whospoke.common.streaming import PROGRESS, StreamAdmission, open_stream, run_session
 from whospoke.contract.diarization import options_from_pb, result_to_pb
 from whospoke.v1 import diarizer_pb2 as pb
 from whospoke.v1 import diarizer_pb2_grpc as pb_grpc
@@ -60,34 +60,27 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
     async def Diarize(
         self, request_iterator: AsyncIterator[pb.DiarizeRequest], context: Context
     ) -> AsyncIterator[pb.DiarizeResponse]:
-        requests = idle_guarded(request_iterator, self._limits.idle_seconds, "DiarizeRequest")
-        first = await anext(requests, None)
-        if first is None or first.WhichOneof("request") != "config":
-            raise InvalidArgument(
-                "config: the first DiarizeRequest must carry the config, audio chunks come after it"
-            )
-        config = first.config
+        config, requests = await open_stream(request_iterator, self._limits, "DiarizeRequest")
         options = options_from_pb(config)
         if not self._engine.ready:
             raise Unavailable("the diarization models are still loading; retry shortly")
         async with self._limiter.ticket():
             started = time.perf_counter()
             session = self._engine.open_session(options)
-            gate = ProgressGate()
-            async with AudioFeeder(requests, session, self._limits, "DiarizeRequest") as feeder:
-                while True:
-                    final = await feeder.wait_for_audio()
-                    async for _ in iterate_in_thread(partial(session.run, final)):
-                        feeder.drained()
-                    if gate.due(session.received_seconds + session.analysed_seconds, final):
+
+            def position() -> float:
+                return session.received_seconds + session.analysed_seconds
+
+            stream = run_session(session, requests, self._limits, "DiarizeRequest", position)
+            async with aclosing(stream):
+                async for item in stream:
+                    if item is PROGRESS:
                         yield pb.DiarizeResponse(
                             progress=pb.DiarizationProgress(
                                 received_seconds=session.received_seconds,
                                 analysed_seconds=session.analysed_seconds,
                             )
                         )
-                    if final:
-                        break
             output = await asyncio.to_thread(session.finish)
             elapsed = time.perf_counter() - started
             self._metrics.record_job(session.received_seconds, elapsed)
@@ -98,13 +91,8 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
 
 def build_spec(config: DiarizerConfig, engine: DiarizationEngine, metrics: Metrics) -> ServiceSpec:
     """Wire an engine into a servicer; tests pass a fake engine here."""
-    limiter = Limiter(
-        config.max_concurrent_streams, config.max_queued_streams, on_change=metrics.set_load
-    )
-    limits = StreamLimits(
-        config.max_buffer_seconds, config.server.stream_idle_seconds, config.min_chunk_seconds
-    )
-    servicer = DiarizerServicer(engine, limiter, metrics, limits)
+    admission = StreamAdmission.of(config, metrics)
+    servicer = DiarizerServicer(engine, admission.limiter, metrics, admission.limits)
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_DiarizerServicer_to_server(servicer, server)

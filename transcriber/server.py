@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from functools import partial
+from contextlib import aclosing
 from typing import Any, TypeAlias
 
 import grpc
 
 from transcriber.config import TranscriberConfig
 from transcriber.domain import TranscriptionEngine
-from whospoke.common.errors import InvalidArgument, Unavailable
-from whospoke.common.feeder import AudioFeeder, ProgressGate, StreamLimits, idle_guarded
+from whospoke.common.errors import Unavailable
+from whospoke.common.feeder import StreamLimits
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
-from whospoke.common.threads import iterate_in_thread
-from whospoke.contract.transcription import TranscriptionOptions, options_from_pb, segment_to_pb
+from whospoke.common.streaming import StreamAdmission, open_stream, run_session
+from whospoke.contract.transcription import Segment, options_from_pb, segment_to_pb
 from whospoke.v1 import transcriber_pb2 as pb
 from whospoke.v1 import transcriber_pb2_grpc as pb_grpc
 
@@ -71,32 +71,32 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
         request_iterator: AsyncIterator[pb.TranscribeRequest],
         context: Context,
     ) -> AsyncIterator[pb.TranscribeResponse]:
-        requests = idle_guarded(request_iterator, self._limits.idle_seconds, "TranscribeRequest")
-        first = await anext(requests, None)
-        options = self._options(first)
+        config, requests = await open_stream(request_iterator, self._limits, "TranscribeRequest")
+        options = options_from_pb(config, self._default_beam_size)
         if not self._engine.ready:
             raise Unavailable("the Whisper model is still loading; retry shortly")
         self._engine.validate(options)
         async with self._limiter.ticket():
             started = time.perf_counter()
             session = self._engine.open_session(options)
-            count, gate = 0, ProgressGate()
-            async with AudioFeeder(requests, session, self._limits, "TranscribeRequest") as feeder:
-                while True:
-                    final = await feeder.wait_for_audio()
-                    async for segment in iterate_in_thread(partial(session.run, final)):
+            count = 0
+
+            def position() -> float:
+                return session.received_seconds + session.transcribed_seconds
+
+            stream = run_session(session, requests, self._limits, "TranscribeRequest", position)
+            async with aclosing(stream):
+                async for item in stream:
+                    if isinstance(item, Segment):
                         count += 1
-                        yield pb.TranscribeResponse(segment=segment_to_pb(segment))
-                    feeder.drained()
-                    if gate.due(session.received_seconds + session.transcribed_seconds, final):
-                        yield pb.TranscribeResponse(
-                            progress=pb.TranscriptionProgress(
-                                received_seconds=session.received_seconds,
-                                transcribed_seconds=session.transcribed_seconds,
-                            )
+                        yield pb.TranscribeResponse(segment=segment_to_pb(item))
+                        continue
+                    yield pb.TranscribeResponse(
+                        progress=pb.TranscriptionProgress(
+                            received_seconds=session.received_seconds,
+                            transcribed_seconds=session.transcribed_seconds,
                         )
-                    if final:
-                        break
+                    )
             elapsed = time.perf_counter() - started
             self._metrics.record_job(session.received_seconds, elapsed)
             language, probability = session.language
@@ -111,31 +111,19 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
                 )
             )
 
-    def _options(self, first: pb.TranscribeRequest | None) -> TranscriptionOptions:
-        if first is None or first.WhichOneof("request") != "config":
-            raise InvalidArgument(
-                "config: the first TranscribeRequest must carry the config, "
-                "audio chunks come after it"
-            )
-        return options_from_pb(first.config, self._default_beam_size)
-
 
 def build_spec(
     config: TranscriberConfig, engine: TranscriptionEngine, metrics: Metrics
 ) -> ServiceSpec:
     """Wire an engine into a servicer; tests pass a fake engine here."""
-    limiter = Limiter(
-        config.max_concurrent_streams, config.max_queued_streams, on_change=metrics.set_load
-    )
+    admission = StreamAdmission.of(config, metrics)
     servicer = TranscriberServicer(
         engine,
-        limiter,
+        admission.limiter,
         metrics,
         model_name=config.model.model,
         default_beam_size=config.model.default_beam_size,
-        limits=StreamLimits(
-            config.max_buffer_seconds, config.server.stream_idle_seconds, config.min_chunk_seconds
-        ),
+        limits=admission.limits,
     )
 
     def register(server: grpc.aio.Server) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -20,7 +20,7 @@ _DONE = object()
 
 async def iterate_in_thread(
     make: Callable[[threading.Event], Iterator[T]],
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Yield the items of `make(stop)`, which runs entirely in a worker thread."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
