@@ -1,7 +1,7 @@
 """Regenerate the Python modules of protos/ into whospoke/v1/.
 
 Uses the pinned grpcio-tools (protoc) and mypy-protobuf from requirements.lock, so
-the committed output is reproducible; tests/test_protos.py fails when running this
+the committed output is reproducible; tests/unit/test_protos.py fails when running this
 script would change anything. Usage: python scripts/gen_protos.py [OUT_DIR]
 """
 

@@ -1,19 +1,50 @@
-"""A fake transcription engine for servicer tests: deterministic, instant, controllable."""
+"""The one module of fakes: engines for the servicer tests, backends for the orchestrator's.
+
+- `FakeTranscriptionEngine` / `FakeDiarizationEngine`: deterministic, instant engines
+  behind the transcriber's and diarizer's servicers (real gRPC servers, no models).
+- `FakeTranscriber` / `FakeDiarizer`: backends for an in-process orchestrator
+  (`harness`, `serve`), which can hold, fail and record cancellation.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import grpc
+import numpy as np
+
+from diarizer.domain import DiarizerEngineInfo
+from orchestrator.config import BackendsConfig, OrchestratorConfig, UploadsConfig
+from orchestrator.domain import (
+    AudioSource,
+    BackendHealth,
+    DiarizationDone,
+    DiarizationEvent,
+    Progressed,
+    TranscriptDone,
+    TranscriptEvent,
+)
+from orchestrator.server import build_spec
 from transcriber.domain import EngineInfo
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
+from whospoke.common.audio import wav_bytes as encode_wav
+from whospoke.common.config import ServerConfig
 from whospoke.common.errors import InvalidArgument
+from whospoke.common.metrics import Metrics
+from whospoke.common.server import start_server
+from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
 from whospoke.contract.transcription import Segment, TranscriptionOptions, Word
+from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 
 
 @dataclass
-class FakeSession:
+class FakeTranscriptionSession:
     """Emits one segment per whole second of audio, all the rest when final.
 
     When `gate` is given, `run` waits for it (checking `stop`) before each segment,
@@ -67,7 +98,7 @@ class FakeSession:
             )
 
 
-class FakeEngine:
+class FakeTranscriptionEngine:
     def __init__(
         self,
         ready: bool = True,
@@ -77,7 +108,7 @@ class FakeEngine:
         self._ready = ready
         self.gate = gate
         self.fail_with = fail_with
-        self.sessions: list[FakeSession] = []
+        self.sessions: list[FakeTranscriptionSession] = []
 
     @property
     def ready(self) -> bool:
@@ -93,7 +124,200 @@ class FakeEngine:
         if options.language not in (None, "en", "fr"):
             raise InvalidArgument(f"config.language: unknown language code {options.language!r}")
 
-    def open_session(self, options: TranscriptionOptions) -> FakeSession:
-        session = FakeSession(options, self.gate, self.fail_with)
+    def open_session(self, options: TranscriptionOptions) -> FakeTranscriptionSession:
+        session = FakeTranscriptionSession(options, self.gate, self.fail_with)
         self.sessions.append(session)
         return session
+
+
+class FakeDiarizationSession:
+    """Two speakers alternating every second; analyses everything it receives."""
+
+    def __init__(self, options: DiarizationOptions) -> None:
+        self.options = options
+        self.received = 0
+        self.analysed = 0
+
+    @property
+    def received_seconds(self) -> float:
+        return seconds(self.received)
+
+    @property
+    def analysed_seconds(self) -> float:
+        return seconds(self.analysed)
+
+    @property
+    def buffered_seconds(self) -> float:
+        return seconds(self.received - self.analysed)
+
+    def push(self, samples: Samples) -> None:
+        self.received += samples.size
+
+    def run(self, final: bool, stop: threading.Event) -> Iterator[float]:
+        self.analysed = self.received
+        yield self.analysed_seconds
+
+    def finish(self) -> DiarizationOutput:
+        whole = int(self.received_seconds)
+        turns = tuple(Turn(i, i + 1, f"SPEAKER_0{i % 2}") for i in range(whole))
+        speakers = tuple(
+            SpeakerInfo(label, float(len([t for t in turns if t.speaker == label])), (0.5, 0.5))
+            for label in sorted({t.speaker for t in turns})
+        )
+        return DiarizationOutput(turns, turns, speakers)
+
+
+class FakeDiarizationEngine:
+    ready = True
+
+    def __init__(self) -> None:
+        self.sessions: list[FakeDiarizationSession] = []
+
+    def load(self) -> None:
+        pass
+
+    def info(self) -> DiarizerEngineInfo:
+        return DiarizerEngineInfo(
+            segmentation_model="seg",
+            embedding_model="emb",
+            embedding_mode="pooled",
+            device="cpu",
+            clustering_method="centroid",
+            clustering_threshold=0.6,
+            min_cluster_size=12,
+            window_step_seconds=1.0,
+        )
+
+    def open_session(self, options: DiarizationOptions) -> FakeDiarizationSession:
+        self.sessions.append(FakeDiarizationSession(options))
+        return self.sessions[-1]
+
+
+@dataclass
+class FakeTranscriber:
+    """One two-word segment per second of audio; can hold, fail, and record cancellation."""
+
+    hold: asyncio.Event | None = None
+    fail: Exception | None = None
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    options: list[TranscriptionOptions] = field(default_factory=list)
+
+    async def transcribe(
+        self, audio: AudioSource, options: TranscriptionOptions
+    ) -> AsyncIterator[TranscriptEvent]:
+        self.options.append(options)
+        try:
+            async for chunk in audio.chunks(1.0):
+                if len(chunk.pcm_s16le) < 2 * SAMPLE_RATE:
+                    continue
+                second = chunk.offset_samples // SAMPLE_RATE
+                if self.hold is not None:
+                    await self.hold.wait()
+                if self.fail is not None:
+                    raise self.fail
+                s = float(second)
+                words = (Word(s, s + 0.4, " one", 0.9), Word(s + 0.5, s + 0.9, " two", 0.8))
+                yield Segment(second, s, s + 0.9, " one two", words)
+                yield Progressed(s + 1)
+                await asyncio.sleep(0)
+            yield TranscriptDone("en", "fake-whisper")
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+    async def health(self) -> BackendHealth:
+        return BackendHealth("transcriber", "fake:1", True)
+
+
+@dataclass
+class FakeDiarizer:
+    """Speaker 0 in the first half of every second, speaker 1 in the second half."""
+
+    hold: asyncio.Event | None = None
+    fail: Exception | None = None
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    options: list[DiarizationOptions] = field(default_factory=list)
+
+    async def diarize(
+        self, audio: AudioSource, options: DiarizationOptions
+    ) -> AsyncIterator[DiarizationEvent]:
+        self.options.append(options)
+        duration = int(audio.duration_seconds)
+        try:
+            if self.hold is not None:
+                await self.hold.wait()
+            received = sum([len(c.pcm_s16le) // 2 async for c in audio.chunks(2.0)])
+            assert received == round(audio.duration_seconds * SAMPLE_RATE)
+            if self.fail is not None:
+                raise self.fail
+            yield Progressed(duration / 2)
+            turns = tuple(
+                Turn(s + half * 0.5, s + half * 0.5 + 0.5, f"SPEAKER_0{half}")
+                for s in range(duration)
+                for half in (0, 1)
+            )
+            speakers = (SpeakerInfo("SPEAKER_00", duration / 2), SpeakerInfo("SPEAKER_01", 1.0))
+            yield DiarizationDone(DiarizationOutput(turns, turns, speakers))
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+    async def health(self) -> BackendHealth:
+        return BackendHealth("diarizer", "fake:2", False, "NOT_SERVING")
+
+    async def models(self) -> tuple[str, str]:
+        return "fake-segmentation", "fake-embedding"
+
+
+def wav_bytes(seconds: float) -> bytes:
+    """`seconds` of a tone as a 16 kHz WAV file."""
+    samples = np.sin(np.arange(int(seconds * SAMPLE_RATE)) / 8) * (8000 / 32768)
+    return encode_wav(samples.astype(np.float32))
+
+
+@dataclass
+class Harness:
+    """An in-process orchestrator with fake backends, and a channel to it."""
+
+    stub: pb_grpc.OrchestratorAsyncStub
+    channel: grpc.aio.Channel
+    metrics: Metrics
+    config: OrchestratorConfig
+
+
+@asynccontextmanager
+async def harness(
+    transcriber: FakeTranscriber,
+    diarizer: FakeDiarizer,
+    tmp: Path,
+    queued: int = 4,
+    server: ServerConfig | None = None,
+    uploads: UploadsConfig | None = None,
+    **limits: Any,
+) -> AsyncIterator[Harness]:
+    config = OrchestratorConfig(
+        server=server or ServerConfig(port=0),
+        backends=BackendsConfig(),
+        uploads=uploads or UploadsConfig(directory=tmp, max_bytes=1 << 20, ttl_seconds=60),
+        max_queued_jobs=queued,
+        **limits,
+    )
+    metrics = Metrics("orchestrator")
+    spec = build_spec(config, transcriber, diarizer, metrics)
+    running = await start_server(config.server, spec, metrics)
+    await running.set_serving(True)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield Harness(pb_grpc.OrchestratorStub(channel), channel, metrics, config)
+    await running.stop(0)
+
+
+@asynccontextmanager
+async def serve(
+    transcriber: FakeTranscriber,
+    diarizer: FakeDiarizer,
+    tmp: Path,
+    queued: int = 4,
+    **limits: Any,
+) -> AsyncIterator[pb_grpc.OrchestratorAsyncStub]:
+    async with harness(transcriber, diarizer, tmp, queued, **limits) as h:
+        yield h.stub

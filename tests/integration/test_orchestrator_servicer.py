@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.orchestrator_fakes import FakeDiarizer, FakeTranscriber, serve, wav_bytes
+from tests.fakes import FakeDiarizer, FakeTranscriber, serve, wav_bytes
 from whospoke.common.errors import Unavailable
 from whospoke.contract.diarization import DiarizationOptions
 from whospoke.v1 import orchestrator_pb2 as pb

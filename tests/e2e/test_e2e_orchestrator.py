@@ -126,7 +126,7 @@ def test_cli_process_writes_json(orchestrator: ServiceProcess, tmp_path: Path) -
     assert "diarizer" in done.stdout and "SERVING" in done.stdout
 
 
-NODE_CLIENT = Path(__file__).resolve().parent.parent / "clients" / "node"
+NODE_CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
 
 
 @pytest.mark.skipif(

@@ -19,8 +19,8 @@ import pytest
 from orchestrator import spool
 from orchestrator.quotas import UploadLimits
 from orchestrator.uploads import UploadStore
+from tests.fakes import FakeDiarizer, FakeTranscriber, harness, wav_bytes
 from tests.media import flac_silence
-from tests.orchestrator_fakes import FakeDiarizer, FakeTranscriber, harness, wav_bytes
 from whospoke.common.auth import client_identity
 from whospoke.common.config import ServerConfig
 from whospoke.common.decode import PcmDecoder

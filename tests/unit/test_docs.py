@@ -10,7 +10,7 @@ from diarizer.config import parser as diarizer_parser
 from orchestrator.config import parser as orchestrator_parser
 from transcriber.config import parser as transcriber_parser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ComposeLoader(yaml.SafeLoader):

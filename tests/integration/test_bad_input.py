@@ -18,8 +18,8 @@ import grpc
 import numpy as np
 import pytest
 
+from tests.fakes import FakeDiarizer, FakeTranscriber, serve
 from tests.media import encoded, float_wav, tone, wav_claiming, wav_with_rate
-from tests.orchestrator_fakes import FakeDiarizer, FakeTranscriber, serve
 from whospoke.common.audio import wav_bytes
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import transcriber_pb2

@@ -25,9 +25,9 @@ from orchestrator.__main__ import backend_settings
 from orchestrator.backends import GrpcDiarizer, GrpcTranscriber
 from orchestrator.config import BackendsConfig, OrchestratorConfig, UploadsConfig
 from orchestrator.server import build_spec as orchestrator_spec
-from tests.fakes import FakeEngine as FakeTranscriberEngine
-from tests.orchestrator_fakes import wav_bytes
-from tests.test_diarizer_servicer import FakeEngine as FakeDiarizerEngine
+from tests.fakes import FakeDiarizationEngine as FakeDiarizerEngine
+from tests.fakes import FakeTranscriptionEngine as FakeTranscriberEngine
+from tests.fakes import wav_bytes
 from transcriber.config import ModelConfig, TranscriberConfig
 from transcriber.server import build_spec as transcriber_spec
 from whospoke.common.config import ServerConfig

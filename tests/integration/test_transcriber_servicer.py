@@ -20,7 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.fakes import FakeEngine
+from tests.fakes import FakeTranscriptionEngine as FakeEngine
 from transcriber.config import ModelConfig, TranscriberConfig
 from transcriber.server import build_spec
 from whospoke.common.audio import SAMPLE_RATE, iter_chunks

@@ -23,9 +23,9 @@ from prometheus_client import generate_latest
 from diarizer.config import DiarizerConfig
 from diarizer.engine import DiarizerModelConfig
 from diarizer.server import build_spec as diarizer_spec
-from tests.fakes import FakeEngine as FakeTranscriberEngine
-from tests.orchestrator_fakes import FakeDiarizer, FakeTranscriber, harness, wav_bytes
-from tests.test_diarizer_servicer import FakeEngine as FakeDiarizerEngine
+from tests.fakes import FakeDiarizationEngine as FakeDiarizerEngine
+from tests.fakes import FakeDiarizer, FakeTranscriber, harness, wav_bytes
+from tests.fakes import FakeTranscriptionEngine as FakeTranscriberEngine
 from transcriber.config import ModelConfig, TranscriberConfig
 from transcriber.server import build_spec as transcriber_spec
 from whospoke.common.audio import SAMPLE_RATE, iter_chunks

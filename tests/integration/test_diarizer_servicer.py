@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import grpc
@@ -11,81 +10,18 @@ import numpy as np
 import pytest
 
 from diarizer.config import DiarizerConfig
-from diarizer.domain import DiarizerEngineInfo
 from diarizer.engine import DiarizerModelConfig
 from diarizer.server import build_spec
-from whospoke.common.audio import SAMPLE_RATE, Samples, iter_chunks, seconds
+from tests.fakes import FakeDiarizationEngine as FakeEngine
+from whospoke.common.audio import SAMPLE_RATE, iter_chunks
 from whospoke.common.config import ServerConfig
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import start_server
-from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
+from whospoke.contract.diarization import DiarizationOptions
 from whospoke.v1 import diarizer_pb2 as pb
 from whospoke.v1 import diarizer_pb2_grpc as pb_grpc
 
 Request = pb.DiarizeRequest
-
-
-class FakeSession:
-    """Two speakers alternating every second; analyses everything it receives."""
-
-    def __init__(self, options: DiarizationOptions) -> None:
-        self.options = options
-        self.received = 0
-        self.analysed = 0
-
-    @property
-    def received_seconds(self) -> float:
-        return seconds(self.received)
-
-    @property
-    def analysed_seconds(self) -> float:
-        return seconds(self.analysed)
-
-    @property
-    def buffered_seconds(self) -> float:
-        return seconds(self.received - self.analysed)
-
-    def push(self, samples: Samples) -> None:
-        self.received += samples.size
-
-    def run(self, final: bool, stop: threading.Event) -> Iterator[float]:
-        self.analysed = self.received
-        yield self.analysed_seconds
-
-    def finish(self) -> DiarizationOutput:
-        whole = int(self.received_seconds)
-        turns = tuple(Turn(i, i + 1, f"SPEAKER_0{i % 2}") for i in range(whole))
-        speakers = tuple(
-            SpeakerInfo(label, float(len([t for t in turns if t.speaker == label])), (0.5, 0.5))
-            for label in sorted({t.speaker for t in turns})
-        )
-        return DiarizationOutput(turns, turns, speakers)
-
-
-class FakeEngine:
-    ready = True
-
-    def __init__(self) -> None:
-        self.sessions: list[FakeSession] = []
-
-    def load(self) -> None:
-        pass
-
-    def info(self) -> DiarizerEngineInfo:
-        return DiarizerEngineInfo(
-            segmentation_model="seg",
-            embedding_model="emb",
-            embedding_mode="pooled",
-            device="cpu",
-            clustering_method="centroid",
-            clustering_threshold=0.6,
-            min_cluster_size=12,
-            window_step_seconds=1.0,
-        )
-
-    def open_session(self, options: DiarizationOptions) -> FakeSession:
-        self.sessions.append(FakeSession(options))
-        return self.sessions[-1]
 
 
 @asynccontextmanager

@@ -28,7 +28,7 @@ from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.models]
 
-DEV_DATA = Path(__file__).resolve().parent.parent.parent / "shared/data/diarization-dev"
+DEV_DATA = Path(__file__).resolve().parents[3] / "shared/data/diarization-dev"
 
 
 @pytest.fixture(scope="module")
