@@ -183,7 +183,7 @@ async def test_full_queue_is_resource_exhausted_at_once() -> None:
     gate = threading.Event()
     async with serve(FakeEngine(gate=gate), max_running=1, max_queued=1) as h:
         busy = [asyncio.create_task(call(h.stub, [config(), *audio(1)])) for _ in range(2)]
-        await _until(lambda: h.metrics.queue_depth.labels("transcriber")._value.get() == 1)
+        await _until(lambda: gauge(h.metrics, "whospoke_queue_depth") == 1)
         loop = asyncio.get_running_loop()
         started = loop.time()
         await expect_error(
@@ -203,7 +203,7 @@ async def test_client_cancel_stops_the_engine_and_frees_the_slot() -> None:
         await _until(lambda: bool(engine.sessions) and engine.sessions[0].received > 0)
         call_.cancel()
         await _until(lambda: engine.sessions[0].stopped.is_set(), within=2.0)
-        await _until(lambda: h.metrics.jobs_running.labels("transcriber")._value.get() == 0)
+        await _until(lambda: gauge(h.metrics, "whospoke_jobs_running") == 0)
         gate.set()
         assert (await call(h.stub, [config(), *audio(1)]))[-1].summary.segment_count == 1
 
@@ -238,6 +238,11 @@ async def test_metrics_count_requests_by_code_and_audio() -> None:
     assert get("whospoke_audio_processed_seconds_total", {"service": "transcriber"}) == 2
     assert get("whospoke_grpc_request_duration_seconds_count", labels) == 2
     assert get("whospoke_grpc_requests_in_flight", labels) == 0
+
+
+def gauge(metrics: Metrics, name: str) -> float | None:
+    """A gauge's value through the registry's public API."""
+    return metrics.registry.get_sample_value(name, {"service": "transcriber"})
 
 
 async def _until(predicate: object, within: float = 5.0) -> None:
