@@ -77,6 +77,8 @@ def test_sample_wer_matches_whole_file(
     reference = sample_transcript()
     streamed = word_error_rate(reference, streamed_text(engine, sample_audio, None))
     whole = word_error_rate(reference, whole_file_text(engine, sample_audio, None))
+    # Measured streamed / whole: tiny.en 0.115 / 0.149, base 0.195 / 0.195 (AMD EPYC); the
+    # sample has about 80 words, so 0.03 is two words of margin over whole-file.
     assert streamed <= 0.25
     assert streamed <= whole + 0.03
 
@@ -130,7 +132,11 @@ def test_asterisk_wer_matches_whole_file(base: FasterWhisperEngine, language: st
     recording = asterisk_recording(language, count=16)
     streamed = word_error_rate(recording.transcript, streamed_text(base, recording.audio, language))
     whole = word_error_rate(recording.transcript, whole_file_text(base, recording.audio, language))
-    assert streamed <= whole + 0.03, (streamed, whole)
+    # Measured streamed - whole: en 0.000, fr +0.016, es -0.003 (AMD EPYC, AVX2); fr +0.003 on
+    # Intel Xeon (AVX-512). int8 kernels move a word or two between CPUs; 0.05 (about five words
+    # of these recordings) still fails on the regressions this guards (context carried between
+    # pieces, the wrong language: +0.08 and more).
+    assert streamed <= whole + 0.05, (streamed, whole)
 
 
 def test_language_is_detected(base: FasterWhisperEngine, sample_audio: Samples) -> None:
