@@ -11,7 +11,7 @@ from orchestrator.jobs import (
     StageStarted,
 )
 from orchestrator.merge import AttributedSegment
-from whospoke.contract.diarization import Turn
+from whospoke.contract.diarization import turn_to_pb
 from whospoke.contract.transcription import Segment, segment_to_pb
 from whospoke.v1 import diarizer_pb2
 from whospoke.v1 import orchestrator_pb2 as pb
@@ -58,8 +58,8 @@ def result_to_pb(result: JobResult) -> pb.ProcessResult:
         text=result.text,
         segments=[_segment(s) for s in result.segments],
         transcription_segments=[segment_to_pb(s) for s in result.transcription_segments],
-        diarization_turns=[_turn(t) for t in result.diarization.turns],
-        exclusive_turns=[_turn(t) for t in result.diarization.exclusive_turns],
+        diarization_turns=[turn_to_pb(t) for t in result.diarization.turns],
+        exclusive_turns=[turn_to_pb(t) for t in result.diarization.exclusive_turns],
         speakers=[
             diarizer_pb2.SpeakerSummary(speaker=s.speaker, speech_seconds=s.speech_seconds)
             for s in result.diarization.speakers
@@ -98,10 +98,4 @@ def _segment(segment: AttributedSegment) -> pb.AttributedSegment:
             )
             for w in segment.words
         ],
-    )
-
-
-def _turn(turn: Turn) -> diarizer_pb2.SpeakerTurn:
-    return diarizer_pb2.SpeakerTurn(
-        start_seconds=turn.start, end_seconds=turn.end, speaker=turn.speaker
     )

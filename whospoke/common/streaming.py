@@ -19,7 +19,13 @@ from typing import Any, Protocol, TypeVar
 
 from whospoke.common.config import ServerConfig
 from whospoke.common.errors import InvalidArgument
-from whospoke.common.feeder import AudioFeeder, ProgressGate, StreamLimits, idle_guarded
+from whospoke.common.feeder import (
+    AudioFeeder,
+    AudioSink,
+    ProgressGate,
+    StreamLimits,
+    idle_guarded,
+)
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.threads import iterate_in_thread
@@ -35,13 +41,8 @@ class Progress:
 PROGRESS = Progress()
 
 
-class StreamSession(Protocol[T_co]):
+class StreamSession(AudioSink, Protocol[T_co]):
     """What `run_session` drives: a model service's per-stream state."""
-
-    @property
-    def buffered_seconds(self) -> float: ...
-
-    def push(self, samples: Any) -> None: ...
 
     def run(self, final: bool, stop: Any) -> Iterator[T_co]: ...
 
