@@ -48,10 +48,12 @@ typecheck: venv
 unit: venv testdata node
 	$(BIN)/pytest -q
 
-# The typed Node.js client (clients/node), used by the end-to-end tests.
+# The typed Node.js client (clients/node): copies protos/ into the package, generates the types,
+# compiles dist/ (`npm pack` there makes the installable tarball). Used by the end-to-end tests.
 node: clients/node/dist/process.js
 
-clients/node/dist/process.js: clients/node/package-lock.json clients/node/src/*.ts protos/whospoke/v1/*.proto
+clients/node/dist/process.js: clients/node/package.json clients/node/package-lock.json \
+		clients/node/src/*.ts clients/node/scripts/*.js protos/whospoke/v1/*.proto
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 test: lint typecheck node unit

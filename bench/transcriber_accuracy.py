@@ -22,7 +22,7 @@ from transcriber.config import ModelConfig
 from transcriber.engine import FasterWhisperEngine
 from whospoke.common.audio import SAMPLE_RATE, Samples
 from whospoke.common.decode import decode_audio
-from whospoke.contract.transcription import TranscriptionOptions
+from whospoke.contract.transcription import Segment, TranscriptionOptions
 from whospoke.evaluation import (
     asterisk_available,
     asterisk_recording,
@@ -39,8 +39,8 @@ def streamed(engine: FasterWhisperEngine, audio: Samples, language: str | None, 
     texts = []
     for start in range(0, audio.size, step):
         session.push(audio[start : start + step])
-        texts += [s.text for s in session.run(False, stop)]
-    texts += [s.text for s in session.run(True, stop)]
+        texts += [s.text for s in session.run(False, stop) if isinstance(s, Segment)]
+    texts += [s.text for s in session.run(True, stop) if isinstance(s, Segment)]
     return "".join(texts)
 
 

@@ -28,7 +28,7 @@ from transcriber.config import ModelConfig
 from transcriber.engine import FasterWhisperEngine
 from whospoke.common.audio import SAMPLE_RATE, Samples, iter_chunks
 from whospoke.common.procs import ServiceProcess
-from whospoke.contract.transcription import TranscriptionOptions
+from whospoke.contract.transcription import Segment, TranscriptionOptions
 from whospoke.evaluation import Recording, asterisk_recording, word_error_rate
 from whospoke.v1 import transcriber_pb2 as pb
 from whospoke.v1 import transcriber_pb2_grpc as pb_grpc
@@ -78,9 +78,10 @@ def in_process(engine: FasterWhisperEngine, audio: Samples) -> Run:
     first = 0.0
     texts = []
     for final in (False, True):
-        for segment in session.run(final, stop):
-            first = first or time.perf_counter() - start
-            texts.append(segment.text)
+        for item in session.run(final, stop):
+            if isinstance(item, Segment):
+                first = first or time.perf_counter() - start
+                texts.append(item.text)
     return Run(time.perf_counter() - start, first, "".join(texts))
 
 

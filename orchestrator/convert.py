@@ -40,12 +40,16 @@ def event_to_pb(event: JobEvent, elapsed: float) -> pb.ProcessEvent:
                 transcription_elapsed_seconds=event.transcription_elapsed,
                 diarization_elapsed_seconds=event.diarization_elapsed,
                 segment_count=event.segment_count,
+                decoding_percent=event.decoding_percent,
+                decoding_elapsed_seconds=event.decoding_elapsed,
+                transcription_done=event.transcription_done,
+                diarization_done=event.diarization_done,
             )
         )
     elif isinstance(event, Segment):
         message.segment.CopyFrom(segment_to_pb(event))
     elif isinstance(event, JobWarning):
-        message.warning.code, message.warning.message = event.code, event.message
+        message.warning.CopyFrom(warning_to_pb(event))
     else:
         message.result.CopyFrom(result_to_pb(event))
     return message
@@ -79,6 +83,16 @@ def result_to_pb(result: JobResult) -> pb.ProcessResult:
             segmentation_model=segmentation_model,
             embedding_model=embedding_model,
         ),
+        warnings=[warning_to_pb(w) for w in result.warnings],
+    )
+
+
+def warning_to_pb(warning: JobWarning) -> pb.Warning:
+    return pb.Warning(
+        code=warning.code,
+        message=warning.message,
+        start_seconds=warning.start,
+        end_seconds=warning.end,
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput
-from whospoke.contract.transcription import Segment, TranscriptionOptions
+from whospoke.contract.transcription import Segment, SpeechWarning, TranscriptionOptions
 from whospoke.v1 import audio_pb2
 
 
@@ -44,7 +44,7 @@ class DiarizationDone:
     output: DiarizationOutput
 
 
-TranscriptEvent = Progressed | Segment | TranscriptDone
+TranscriptEvent = Progressed | Segment | SpeechWarning | TranscriptDone
 DiarizationEvent = Progressed | DiarizationDone
 
 
@@ -71,7 +71,8 @@ class TranscriberBackend(Protocol):
     def transcribe(
         self, audio: AudioSource, options: TranscriptionOptions
     ) -> AsyncIterator[TranscriptEvent]:
-        """Stream `audio` to a transcriber; segments as they are final, then `TranscriptDone`."""
+        """Stream `audio` to a transcriber; segments as they are final (with progress and
+        warnings about speech left without text in between), then `TranscriptDone`."""
         ...
 
     async def health(self) -> BackendHealth: ...

@@ -6,10 +6,19 @@ events are interleaved into one stream as they come. Leaving the stream early
 into a spool file (`orchestrator.spool`) inside the job's slot: decoding stops at
 the duration limit and when the job is cancelled, and the slot is freed only once
 it has stopped.
+
+Progress is reported as work is done, so that a client's display is truthful:
+while decoding, every `DECODE_PROGRESS_SECONDS` (decoded against declared
+duration); then on each backend event (audio committed by the transcriber,
+analysed by the diarizer). Each stage's timer stops when it ends and a progress
+event says so at once (`transcription_done`, `diarization_done`). Warnings the
+transcriber raises about stretches of speech left without text are passed on
+with their time range.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,18 +35,20 @@ from orchestrator.domain import (
     TranscriptDone,
 )
 from orchestrator.merge import AttributedSegment, attribute, full_text
-from orchestrator.spool import SpooledAudio, spool
+from orchestrator.spool import DecodeProgress, SpooledAudio, spool
 from orchestrator.streams import interleave
 from whospoke.common.decode import Source as FileSource
 from whospoke.common.errors import InvalidArgument, NotFound, WhospokeError
 from whospoke.common.limiter import Limiter
 from whospoke.contract.diarization import DiarizationOutput
-from whospoke.contract.transcription import Segment
+from whospoke.contract.transcription import Segment, SpeechWarning
 
 logger = logging.getLogger(__name__)
 
 DECODE_SHARE = 0.05
 """Part of the overall percentage given to decoding; the rest follows the slower stage."""
+DECODE_PROGRESS_SECONDS = 0.5
+"""How often a progress event is sent while decoding."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +70,19 @@ class ProgressUpdate:
     transcription_elapsed: float
     diarization_elapsed: float
     segment_count: int
+    decoding_percent: float = 0.0
+    decoding_elapsed: float = 0.0
+    transcription_done: bool = False
+    diarization_done: bool = False
 
 
 @dataclass(frozen=True)
 class JobWarning:
     code: str
     message: str
+    start: float = 0.0
+    """The stretch of audio it concerns, in seconds; 0 to 0 for the whole job."""
+    end: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,8 @@ class JobResult:
     timings: Timings
     models: tuple[str, str, str]
     """(transcription, segmentation, embedding) model names."""
+    warnings: tuple[JobWarning, ...] = ()
+    """Every warning the job sent, in order, so a stored result keeps them."""
 
 
 JobEvent = Queued | StageStarted | ProgressUpdate | Segment | JobWarning | JobResult
@@ -97,11 +117,21 @@ Source = Callable[[], FileSource]
 
 @dataclass
 class _State:
-    """What the concurrent stages have produced so far."""
+    """What the job's stages have produced so far, and when each started and ended.
 
-    started: float
-    audio_seconds: float
+    The stage timers stop at the `*_done` instants, so the elapsed times sent
+    with progress and in the result stop advancing when a stage ends.
+    """
+
+    decode_started: float
+    decode: DecodeProgress = field(default_factory=DecodeProgress)
+    decode_done: float | None = None
+    started: float | None = None
+    """When transcription and diarization started (decoding had ended)."""
+    audio_seconds: float = 0.0
     segments: list[Segment] = field(default_factory=list)
+    speech_warnings: int = 0
+    warnings: list[JobWarning] = field(default_factory=list)
     transcribed: float = 0.0
     diarized: float = 0.0
     language: str = ""
@@ -136,23 +166,30 @@ class JobRunner:
                 yield Queued(position)
             queued = time.perf_counter() - started
             yield StageStarted("decoding")
-            audio = await self._decode(source)
+            state = _State(time.perf_counter())
+            decoding = asyncio.ensure_future(self._decode(source, state.decode))
             try:
-                decoded = time.perf_counter()
-                state = _State(decoded, audio.duration_seconds)
+                async for update in _while_decoding(decoding, options, state):
+                    yield update
+                audio = decoding.result()
+                state.decode_done = state.started = time.perf_counter()
+                state.audio_seconds = audio.duration_seconds
+                yield _progress(options, state, state.started)
                 async for event in self._fan_out(audio, options, state):
+                    if isinstance(event, JobWarning):
+                        state.warnings.append(event)
                     yield event
                 yield StageStarted("merging", state.audio_seconds)
                 async for event in self._finish(options, state, started, queued):
                     yield event
             finally:
-                await audio.remove()
+                await _discard(decoding)
         finally:
             ticket.release()
 
-    async def _decode(self, source: Source) -> SpooledAudio:
+    async def _decode(self, source: Source, progress: DecodeProgress) -> SpooledAudio:
         try:
-            audio = await spool(source, self._spool_dir, self._max_audio_seconds)
+            audio = await spool(source, self._spool_dir, self._max_audio_seconds, progress)
         except FileNotFoundError:
             raise NotFound(
                 "upload_id: the upload was deleted or expired before its job started"
@@ -168,14 +205,16 @@ class JobRunner:
         merge_start = time.perf_counter()
         segments = attribute(state.segments, state.diarization.exclusive_turns)
         for warning in _warnings(options, state):
+            state.warnings.append(warning)
             yield warning
         models = await self._models(options, state)
         end = time.perf_counter()
+        stages = state.started or end
         timings = Timings(
             queued=queued,
-            decoding=state.started - started - queued,
-            transcription=(state.transcription_done or state.started) - state.started,
-            diarization=(state.diarization_done or state.started) - state.started,
+            decoding=(state.decode_done or end) - state.decode_started,
+            transcription=(state.transcription_done or stages) - stages,
+            diarization=(state.diarization_done or stages) - stages,
             merge=end - merge_start,
             total=end - started,
         )
@@ -188,6 +227,7 @@ class JobRunner:
             audio_seconds=state.audio_seconds,
             timings=timings,
             models=models,
+            warnings=tuple(state.warnings),
         )
 
     async def _fan_out(
@@ -208,13 +248,20 @@ class JobRunner:
             if isinstance(event, JobWarning):
                 state.diarization_done, state.diarization_failed = now, True
                 yield event
+            elif isinstance(event, SpeechWarning):
+                state.speech_warnings += 1
+                state.transcribed = max(state.transcribed, event.end)  # decided up to there
+                logger.info(
+                    "transcriber warning %s at %.1f-%.1f s", event.code, event.start, event.end
+                )
+                yield JobWarning(event.code, event.message, event.start, event.end)
                 continue
-            if isinstance(event, Segment):
+            elif isinstance(event, Segment):
                 state.segments.append(event)
                 state.transcribed = max(state.transcribed, event.end)
                 yield event
                 continue
-            if isinstance(event, TranscriptDone):
+            elif isinstance(event, TranscriptDone):
                 state.language, state.transcription_model = event.language, event.model
                 state.transcription_done, state.transcribed = now, state.audio_seconds
             elif isinstance(event, DiarizationDone):
@@ -251,31 +298,79 @@ async def _tolerant(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
         )
 
 
+async def _while_decoding(
+    decoding: asyncio.Future[SpooledAudio], options: JobOptions, state: _State
+) -> AsyncIterator[ProgressUpdate]:
+    """A progress update every `DECODE_PROGRESS_SECONDS` until `decoding` ends.
+
+    The decode runs in a worker thread and only stores its position
+    (`DecodeProgress`); waiting on the task with a timeout wakes the loop just
+    often enough to report it, and at once when decoding ends.
+    """
+    while not decoding.done():
+        await asyncio.wait({decoding}, timeout=DECODE_PROGRESS_SECONDS)
+        if not decoding.done():
+            yield _progress(options, state, time.perf_counter())
+
+
+async def _discard(decoding: asyncio.Future[SpooledAudio]) -> None:
+    """Stop a decode still running (its thread has ended on return) and remove its file."""
+    if not decoding.done():
+        decoding.cancel()
+    await asyncio.wait({decoding})
+    if decoding.cancelled() or decoding.exception() is not None:
+        return
+    await decoding.result().remove()
+
+
 def _percent(done: float, total: float) -> float:
     return 100.0 if total <= 0 else min(100.0, 100.0 * done / total)
 
 
+def _stage(
+    skipped: bool, done_at: float | None, seconds: float, state: _State, now: float
+) -> tuple[float, float, bool]:
+    """(percent, elapsed seconds, done) of transcription or diarization.
+
+    A skipped stage is done at 100 % in no time; one that has not started (still
+    decoding) is at 0; a finished one keeps its final elapsed time.
+    """
+    if skipped:
+        return 100.0, 0.0, True
+    if state.started is None:
+        return 0.0, 0.0, False
+    percent = _percent(seconds, state.audio_seconds)
+    return percent, (done_at or now) - state.started, done_at is not None
+
+
 def _progress(options: JobOptions, state: _State, now: float) -> ProgressUpdate:
-    transcription = (
-        100.0 if options.skip_transcription else _percent(state.transcribed, state.audio_seconds)
+    transcription, t_elapsed, t_done = _stage(
+        options.skip_transcription, state.transcription_done, state.transcribed, state, now
     )
-    diarization = (
-        100.0 if options.skip_diarization else _percent(state.diarized, state.audio_seconds)
+    diarization, d_elapsed, d_done = _stage(
+        options.skip_diarization, state.diarization_done, state.diarized, state, now
     )
-    overall = 100 * DECODE_SHARE + (1 - DECODE_SHARE) * min(transcription, diarization)
+    # A stage that has ended (a failed diarization included) holds nothing back.
+    slowest = min(100.0 if t_done else transcription, 100.0 if d_done else diarization)
+    decoding = state.decode.percent
     return ProgressUpdate(
         transcription_percent=transcription,
         diarization_percent=diarization,
-        overall_percent=overall,
-        transcription_elapsed=(state.transcription_done or now) - state.started,
-        diarization_elapsed=(state.diarization_done or now) - state.started,
+        overall_percent=DECODE_SHARE * decoding + (1 - DECODE_SHARE) * slowest,
+        transcription_elapsed=t_elapsed,
+        diarization_elapsed=d_elapsed,
         segment_count=len(state.segments),
+        decoding_percent=decoding,
+        decoding_elapsed=(state.decode_done or now) - state.decode_started,
+        transcription_done=t_done,
+        diarization_done=d_done,
     )
 
 
 def _warnings(options: JobOptions, state: _State) -> list[JobWarning]:
     warnings = []
-    if not options.skip_transcription and not state.segments:
+    if not options.skip_transcription and not state.segments and not state.speech_warnings:
+        # With speech warnings the transcriber did hear speech: those warnings say where.
         warnings.append(JobWarning("no_speech", "the transcriber found no speech in the audio"))
     if state.diarization_failed:
         return warnings

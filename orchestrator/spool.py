@@ -54,16 +54,50 @@ class SpooledAudio:
         await asyncio.to_thread(self.path.unlink, missing_ok=True)
 
 
-async def spool(source: Callable[[], Source], directory: Path, max_seconds: float) -> SpooledAudio:
+@dataclass
+class DecodeProgress:
+    """How far a decode has come: written by its worker thread, read by the event loop.
+
+    Each field changes by a single attribute store, which the interpreter makes
+    atomic, so a reader needs no lock and sees values at most one block old; the
+    loop polls it (`percent`) at its own pace instead of being called back from
+    the decoding thread once per block.
+    """
+
+    declared_seconds: float = 0.0
+    """What the container's header declares (0 when nothing): an estimate, never a limit."""
+    decoded_seconds: float = 0.0
+    done: bool = False
+
+    @property
+    def percent(self) -> float:
+        """Decoded against declared duration; below 100 until decoding has ended (a
+        header may understate), 0 while nothing is declared, 100 once done."""
+        if self.done:
+            return 100.0
+        if self.declared_seconds <= 0:
+            return 0.0
+        return min(99.9, 100.0 * self.decoded_seconds / self.declared_seconds)
+
+
+async def spool(
+    source: Callable[[], Source],
+    directory: Path,
+    max_seconds: float,
+    progress: DecodeProgress | None = None,
+) -> SpooledAudio:
     """Decode `source()` (called in the worker thread) into a new file in `directory`.
 
     Raises InvalidArgument as soon as the audio passes `max_seconds`, and
     FileNotFoundError only when the source file disappeared (a failure to write
     the spool is the server's, never reported as a missing input); no file is
-    left behind on any failure or cancellation.
+    left behind on any failure or cancellation. `progress`, when given, follows
+    the decode as it runs and is marked done once it has succeeded.
     """
     path = directory / f"{secrets.token_hex(8)}.pcm"
-    samples = await run_stoppable(partial(_write, source, path, max_seconds))
+    tracked = progress if progress is not None else DecodeProgress()
+    samples = await run_stoppable(partial(_write, source, path, max_seconds, tracked))
+    tracked.decoded_seconds, tracked.done = samples / SAMPLE_RATE, True
     return SpooledAudio(path, samples)
 
 
@@ -75,7 +109,11 @@ def clear(directory: Path) -> None:
 
 
 def _write(
-    source: Callable[[], Source], path: Path, max_seconds: float, stop: threading.Event
+    source: Callable[[], Source],
+    path: Path,
+    max_seconds: float,
+    progress: DecodeProgress,
+    stop: threading.Event,
 ) -> int:
     decoder = PcmDecoder(source(), max_seconds)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +123,8 @@ def _write(
                 if stop.is_set():
                     raise Cancelled("the job was cancelled while decoding")
                 _append(out, block)
+                progress.declared_seconds = decoder.declared_seconds
+                progress.decoded_seconds = decoder.decoded_seconds
     except BaseException:
         path.unlink(missing_ok=True)
         raise

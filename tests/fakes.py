@@ -4,6 +4,8 @@
   behind the transcriber's and diarizer's servicers (real gRPC servers, no models).
 - `FakeTranscriber` / `FakeDiarizer`: backends for an in-process orchestrator
   (`harness`, `serve`), which can hold, fail and record cancellation.
+- `PipedFile`: a file that arrives in two parts, the second when the test says, so
+  that a test sees a decode in progress without timing it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from orchestrator.domain import (
     BackendHealth,
     DiarizationDone,
     DiarizationEvent,
+    DiarizerBackend,
     Progressed,
+    TranscriberBackend,
     TranscriptDone,
     TranscriptEvent,
 )
@@ -39,7 +43,7 @@ from whospoke.common.errors import InvalidArgument
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import start_server
 from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
-from whospoke.contract.transcription import Segment, TranscriptionOptions, Word
+from whospoke.contract.transcription import Segment, SpeechWarning, TranscriptionOptions, Word
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 
 
@@ -195,12 +199,19 @@ class FakeDiarizationEngine:
 
 @dataclass
 class FakeTranscriber:
-    """One two-word segment per second of audio; can hold, fail, and record cancellation."""
+    """One two-word segment per second of audio; can hold, fail, and record cancellation.
+
+    `warnings` are sent after the segments, before the end, as a transcriber
+    reports speech it could not turn into text; with `writes` False it sends no
+    segment at all.
+    """
 
     hold: asyncio.Event | None = None
     fail: Exception | None = None
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     options: list[TranscriptionOptions] = field(default_factory=list)
+    warnings: tuple[SpeechWarning, ...] = ()
+    writes: bool = True
 
     async def transcribe(
         self, audio: AudioSource, options: TranscriptionOptions
@@ -217,9 +228,12 @@ class FakeTranscriber:
                     raise self.fail
                 s = float(second)
                 words = (Word(s, s + 0.4, " one", 0.9), Word(s + 0.5, s + 0.9, " two", 0.8))
-                yield Segment(second, s, s + 0.9, " one two", words)
+                if self.writes:
+                    yield Segment(second, s, s + 0.9, " one two", words)
                 yield Progressed(s + 1)
                 await asyncio.sleep(0)
+            for warning in self.warnings:
+                yield warning
             yield TranscriptDone("en", "fake-whisper")
         except asyncio.CancelledError:
             self.cancelled.set()
@@ -287,8 +301,8 @@ class Harness:
 
 @asynccontextmanager
 async def harness(
-    transcriber: FakeTranscriber,
-    diarizer: FakeDiarizer,
+    transcriber: TranscriberBackend,
+    diarizer: DiarizerBackend,
     tmp: Path,
     queued: int = 4,
     server: ServerConfig | None = None,
@@ -303,18 +317,55 @@ async def harness(
         **limits,
     )
     metrics = Metrics("orchestrator")
+    async with (
+        serving(config, transcriber, diarizer, metrics) as port,
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        yield Harness(pb_grpc.OrchestratorStub(channel), channel, metrics, config)
+
+
+@asynccontextmanager
+async def serving(
+    config: OrchestratorConfig,
+    transcriber: TranscriberBackend,
+    diarizer: DiarizerBackend,
+    metrics: Metrics | None = None,
+) -> AsyncIterator[int]:
+    """The real orchestrator server (bootstrap, servicer, limits) on these backends; its port."""
+    metrics = metrics or Metrics("orchestrator")
     spec = build_spec(config, transcriber, diarizer, metrics)
     running = await start_server(config.server, spec, metrics)
     await running.set_serving(True)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield Harness(pb_grpc.OrchestratorStub(channel), channel, metrics, config)
-    await running.stop(0)
+    try:
+        yield running.port
+    finally:
+        await running.stop(0)
+
+
+@asynccontextmanager
+async def orchestrator_server(
+    uploads: Path,
+    transcriber: TranscriberBackend | None = None,
+    diarizer: DiarizerBackend | None = None,
+    server: ServerConfig | None = None,
+    max_upload_bytes: int = 8 << 20,
+) -> AsyncIterator[int]:
+    """An orchestrator with fake backends on a free port, for tests of its clients."""
+    config = OrchestratorConfig(
+        server=server or ServerConfig(port=0),
+        backends=BackendsConfig(),
+        uploads=UploadsConfig(directory=uploads, max_bytes=max_upload_bytes, ttl_seconds=600),
+    )
+    async with serving(
+        config, transcriber or FakeTranscriber(), diarizer or FakeDiarizer()
+    ) as port:
+        yield port
 
 
 @asynccontextmanager
 async def serve(
-    transcriber: FakeTranscriber,
-    diarizer: FakeDiarizer,
+    transcriber: TranscriberBackend,
+    diarizer: DiarizerBackend,
     tmp: Path,
     queued: int = 4,
     **limits: Any,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import struct
+import threading
+from pathlib import Path
 from typing import Any
 
 import av
@@ -143,3 +147,76 @@ def _crc16(data: bytes) -> int:
         for _ in range(8):
             crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
     return crc
+
+
+SIX_PROMPTS = (
+    ("en", "vm-intro"),
+    ("en", "conf-adminmenu-18"),
+    ("fr", "vm-intro"),
+    ("fr", "conf-adminmenu-18"),
+    ("es", "vm-intro"),
+    ("es", "conf-adminmenu-18"),
+)
+"""The recording of issue 19: two Asterisk prompts in each of three languages."""
+
+
+def asterisk_prompts_joined(
+    prompts: tuple[tuple[str, str], ...] = SIX_PROMPTS, gap_seconds: float = 1.0
+) -> tuple[Samples, list[tuple[str, float, float]]]:
+    """Asterisk prompts (Debian's asterisk-core-sounds-*-wav) joined by silences.
+
+    Returns the 16 kHz audio and, for each prompt, ("lang/name", start, end) in seconds.
+    """
+    from whospoke.common.audio import SAMPLE_RATE
+    from whospoke.common.decode import decode_audio
+    from whospoke.evaluation import ASTERISK_SOUNDS
+
+    gap = np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32)
+    parts: list[Samples] = []
+    spans: list[tuple[str, float, float]] = []
+    position = 0
+    for language, name in prompts:
+        if parts:
+            parts.append(gap)
+            position += gap.size
+        audio = decode_audio(ASTERISK_SOUNDS / language / f"{name}.wav")
+        parts.append(audio)
+        spans.append(
+            (f"{language}/{name}", position / SAMPLE_RATE, (position + audio.size) / SAMPLE_RATE)
+        )
+        position += audio.size
+    return np.concatenate(parts), spans
+
+
+class PipedFile:
+    """`path` as a named pipe serving `data[:first]`, then the rest once `release` is set.
+
+    A decoder reading it blocks after the first part, so a test can observe a decode
+    in progress for as long as it likes; `close` releases the rest and ends the writer
+    whether or not anyone read.
+    """
+
+    def __init__(self, path: Path, data: bytes, first: int) -> None:
+        os.mkfifo(path)
+        self.path, self._data, self._first = path, data, first
+        self.release = threading.Event()
+        self._writer = threading.Thread(target=self._feed, name="piped-file", daemon=True)
+        self._writer.start()
+
+    def _feed(self) -> None:
+        try:
+            with self.path.open("wb") as out:
+                out.write(self._data[: self._first])
+                out.flush()
+                self.release.wait()
+                out.write(self._data[self._first :])
+        except BrokenPipeError:
+            pass  # the reader stopped early (a failed or cancelled job)
+
+    def close(self) -> None:
+        self.release.set()
+        if self._writer.is_alive():
+            # A reader that never came: open one so that the writer's open returns.
+            with contextlib.suppress(FileNotFoundError):
+                os.close(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK))
+        self._writer.join(timeout=10)

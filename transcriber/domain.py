@@ -12,7 +12,23 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from whospoke.common.audio import Samples
-from whospoke.contract.transcription import Segment, TranscriptionOptions
+from whospoke.contract.transcription import Segment, SpeechWarning, TranscriptionOptions
+
+
+@dataclass(frozen=True)
+class Transcribed:
+    """The text of the first `seconds` of the stream has all been yielded.
+
+    Carries its value because the servicer sends it later, from the event loop,
+    while the worker thread may already be decoding further.
+    """
+
+    seconds: float
+
+
+TranscriptionItem = Segment | SpeechWarning | Transcribed
+"""What a session's `run` yields: a segment, a warning about speech without text, or
+how far the text now reaches."""
 
 
 @dataclass(frozen=True)
@@ -47,11 +63,12 @@ class TranscriptionSession(Protocol):
 
     def push(self, samples: Samples) -> None: ...
 
-    def run(self, final: bool, stop: threading.Event) -> Iterator[Segment]:
+    def run(self, final: bool, stop: threading.Event) -> Iterator[TranscriptionItem]:
         """Transcribe every piece of the buffer that is ready; all of it when final.
 
-        Yields each segment as soon as the model produces it and returns early when
-        `stop` is set.
+        Yields each segment as soon as the model produces it (and it has been
+        checked), a warning for speech left without text as soon as that is
+        decided, and progress markers; returns early when `stop` is set.
         """
         ...
 

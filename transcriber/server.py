@@ -3,7 +3,9 @@
 Reading the request stream and transcribing run concurrently: a reader task
 validates chunks and feeds the session (pausing when too much audio is buffered,
 which pushes back on the client through gRPC flow control), while the response
-loop runs the session in a worker thread whenever new audio has arrived.
+loop runs the session in a worker thread whenever new audio has arrived. The
+session's segments, warnings and progress markers become responses in the order
+it yields them.
 """
 
 from __future__ import annotations
@@ -16,14 +18,20 @@ from typing import Any, TypeAlias
 import grpc
 
 from transcriber.config import TranscriberConfig
-from transcriber.domain import TranscriptionEngine
+from transcriber.domain import Transcribed, TranscriptionEngine, TranscriptionSession
 from whospoke.common.errors import Unavailable
 from whospoke.common.feeder import StreamLimits
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
-from whospoke.common.streaming import StreamAdmission, open_stream, run_session
-from whospoke.contract.transcription import Segment, options_from_pb, segment_to_pb
+from whospoke.common.streaming import Progress, StreamAdmission, open_stream, run_session
+from whospoke.contract.transcription import (
+    Segment,
+    SpeechWarning,
+    options_from_pb,
+    segment_to_pb,
+    warning_to_pb,
+)
 from whospoke.v1 import transcriber_pb2 as pb
 from whospoke.v1 import transcriber_pb2_grpc as pb_grpc
 
@@ -89,14 +97,7 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
                 async for item in stream:
                     if isinstance(item, Segment):
                         count += 1
-                        yield pb.TranscribeResponse(segment=segment_to_pb(item))
-                        continue
-                    yield pb.TranscribeResponse(
-                        progress=pb.TranscriptionProgress(
-                            received_seconds=session.received_seconds,
-                            transcribed_seconds=session.transcribed_seconds,
-                        )
-                    )
+                    yield _response(item, session)
             elapsed = time.perf_counter() - started
             self._metrics.record_job(session.received_seconds, elapsed)
             language, probability = session.language
@@ -110,6 +111,23 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
                     segment_count=count,
                 )
             )
+
+
+def _response(
+    item: Segment | SpeechWarning | Transcribed | Progress, session: TranscriptionSession
+) -> pb.TranscribeResponse:
+    """The reply for one thing the session yielded (or a progress tick of the stream)."""
+    if isinstance(item, Segment):
+        return pb.TranscribeResponse(segment=segment_to_pb(item))
+    if isinstance(item, SpeechWarning):
+        return pb.TranscribeResponse(warning=warning_to_pb(item))
+    # The worker thread may already be further on: a marker carries its own value.
+    done = item.seconds if isinstance(item, Transcribed) else session.transcribed_seconds
+    return pb.TranscribeResponse(
+        progress=pb.TranscriptionProgress(
+            received_seconds=session.received_seconds, transcribed_seconds=done
+        )
+    )
 
 
 def build_spec(

@@ -28,6 +28,12 @@ ANALYSIS_SAMPLES = 60 * SAMPLE_RATE
 """Most audio VAD looks at per plan; enough to find a full window."""
 KEEP_BEFORE_SPEECH = SAMPLE_RATE
 """Silence kept in front of the buffer when non-speech is dropped."""
+KEPT_SILENCE = 2 * SAMPLE_RATE
+"""Silences shorter than this stay in what Whisper decodes: faster-whisper's own VAD,
+run on each piece, only removes silences of 2 s or more (`min_silence_duration_ms`)."""
+PACK_SAMPLES = WINDOW_SAMPLES - SAMPLE_RATE
+"""Audio packed into one piece: a window, less a second for VAD finding slightly
+different edges in the piece than in the whole buffer."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +58,14 @@ def plan_window(
     buffered: int,
     final: bool,
     vad_filter: bool,
-    window: int = WINDOW_SAMPLES,
+    window: int = PACK_SAMPLES,
     live: bool = True,
 ) -> Plan | None:
     """Decide the next piece of the buffer to transcribe, or None to wait for audio.
 
     `regions` are the speech regions VAD found in the first `analysed` samples of a
     buffer of `buffered` samples; a region ending before `analysed` is closed.
-    Closed regions are packed up to `window` samples of speech. Unless `live`, no
+    Closed regions are packed up to `window` samples of audio for Whisper. Unless `live`, no
     plan is made from a partial analysis span: strictly more than
     `ANALYSIS_SAMPLES` must be buffered, or the stream must have ended.
     """
@@ -86,16 +92,23 @@ def plan_window(
 
 
 def _pack(closed: Sequence[Region], vad_filter: bool, window: int) -> int | None:
-    """End of the last closed region that still fits one window, if any.
+    """End of the last closed region whose piece Whisper still decodes in one window.
 
-    With VAD filtering Whisper sees only the speech, so the speech duration
-    counts; without it the whole span from the buffer start does.
+    With VAD filtering Whisper sees the speech and the silences shorter than
+    `KEPT_SILENCE` between it; without, the whole span from the buffer start.
+    A piece that overflows its window loses speech without a trace: Whisper
+    does not transcribe the utterance the window's end cuts through (its text
+    ends with the utterance before), and the second window, holding only the
+    rest of that utterance, is judged silence. Issue 19's French prompt went so.
     """
     cut: int | None = None
-    speech = 0
+    used = 0
     for region in closed:
-        speech += region.end - region.start
-        used = speech if vad_filter else region.end
+        if vad_filter:
+            gap = region.start - cut if cut is not None else 0
+            used += region.end - region.start + (gap if gap < KEPT_SILENCE else 0)
+        else:
+            used = region.end
         if used > window and cut is not None:
             break
         cut = region.end

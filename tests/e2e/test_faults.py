@@ -193,9 +193,9 @@ async def test_hung_backend_hits_the_deadline(stack: Stack, sample_audio: Sample
             request = pb.ProcessRequest(audio=wav_bytes(sample_audio))
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 async for event in stub.Process(request, timeout=60):
-                    # Audio is flowing to both backends by the first progress event (a
-                    # file is decoded by the transcriber only once all of it has arrived).
-                    if event.HasField("progress"):
+                    # Audio is flowing to both backends once the diarizer reports
+                    # progress (earlier progress events are the decoder's).
+                    if event.HasField("progress") and event.progress.diarization_percent > 0:
                         transcriber.send_signal(signal.SIGSTOP)
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert "transcriber:" in (caught.value.details() or "")

@@ -46,17 +46,22 @@ def base() -> FasterWhisperEngine:
 def stream(
     session: WhisperSession, audio: Samples, chunk_seconds: float = 1.0
 ) -> Iterator[tuple[float, Segment]]:
-    """Feed audio chunk by chunk, transcribing after each; yield (audio sent, segment)."""
+    """Feed audio chunk by chunk, transcribing after each; yield (audio sent, segment).
+
+    Warnings and progress markers the session yields between segments are skipped.
+    """
     step = int(chunk_seconds * SAMPLE_RATE)
     stop = threading.Event()
     for start in range(0, audio.size, step):
         session.push(audio[start : start + step])
         sent = min(audio.size, start + step) / SAMPLE_RATE
-        for segment in session.run(False, stop):
-            yield sent, segment
+        for item in session.run(False, stop):
+            if isinstance(item, Segment):
+                yield sent, item
         assert session.buffered_seconds <= 61
-    for segment in session.run(True, stop):
-        yield audio.size / SAMPLE_RATE, segment
+    for item in session.run(True, stop):
+        if isinstance(item, Segment):
+            yield audio.size / SAMPLE_RATE, item
 
 
 def whole_file_text(engine: FasterWhisperEngine, audio: Samples, language: str | None) -> str:

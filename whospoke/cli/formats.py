@@ -47,6 +47,10 @@ def to_dict(result: pb.ProcessResult) -> dict[str, Any]:
         "speakers": [
             {"speaker": s.speaker, "speech_seconds": s.speech_seconds} for s in result.speakers
         ],
+        "warnings": [
+            {"code": w.code, "message": w.message, "start": w.start_seconds, "end": w.end_seconds}
+            for w in result.warnings
+        ],
         "timings": {
             "queued": result.timings.queued_seconds,
             "decoding": result.timings.decoding_seconds,
@@ -71,25 +75,44 @@ def _clock(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _cues(result: pb.ProcessResult) -> list[pb.AttributedSegment]:
-    return [s for s in result.segments if s.text.strip() and s.end_seconds > s.start_seconds]
+MIN_CUE_SECONDS = 0.3
+"""Shortest cue written: a segment of zero duration (a one-word split whose word has no
+length) gets this much rather than being dropped, so no text is lost from subtitles."""
+
+
+def _cues(result: pb.ProcessResult) -> list[tuple[float, float, pb.AttributedSegment]]:
+    """(start, end, segment) of every segment with text; zero-length ones get a duration.
+
+    A lengthened cue stops where the next one starts, when that leaves it 0.1 s or more.
+    """
+    segments = [s for s in result.segments if s.text.strip()]
+    cues = []
+    for index, s in enumerate(segments):
+        start, end = s.start_seconds, s.end_seconds
+        if end - start < 1e-3:
+            end = start + MIN_CUE_SECONDS
+            later = [n.start_seconds for n in segments[index + 1 :] if n.start_seconds > start]
+            if later and later[0] - start >= 0.1:
+                end = min(end, later[0])
+        cues.append((start, end, s))
+    return cues
 
 
 def to_srt(result: pb.ProcessResult) -> str:
     blocks = []
-    for number, s in enumerate(_cues(result), start=1):
+    for number, (start, end, s) in enumerate(_cues(result), start=1):
         who = f"[{s.speaker}] " if s.speaker else ""
-        timing = f"{_clock(s.start_seconds, ',')} --> {_clock(s.end_seconds, ',')}"
+        timing = f"{_clock(start, ',')} --> {_clock(end, ',')}"
         blocks.append(f"{number}\n{timing}\n{who}{s.text.strip()}\n")
     return "\n".join(blocks)
 
 
 def to_vtt(result: pb.ProcessResult) -> str:
     blocks = ["WEBVTT\n"]
-    for s in _cues(result):
+    for start, end, s in _cues(result):
         text = s.text.strip().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         who = f"<v {s.speaker}>" if s.speaker else ""
-        timing = f"{_clock(s.start_seconds, '.')} --> {_clock(s.end_seconds, '.')}"
+        timing = f"{_clock(start, '.')} --> {_clock(end, '.')}"
         blocks.append(f"{timing}\n{who}{text}\n")
     return "\n".join(blocks)
 

@@ -1,4 +1,11 @@
-"""`whospoke serve`: the three services on loopback, with the embedded default models."""
+"""`whospoke serve`: the three services on this machine, with the embedded default models.
+
+Ports follow one layout: the orchestrator on the base port, the transcriber on
+base+1 and the diarizer on base+2, and the same for metrics (9460, 9461, 9462), so
+every service can be scraped. All ports are checked before anything starts, since
+a port taken by another stack would otherwise be discovered minutes later, after
+the models have loaded, or (worse) answer the health checks in our place.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +13,91 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.console import Console
 
-from whospoke.common.procs import ServiceProcess
+from whospoke.cli.errors import CliError, UsageError
+from whospoke.common.procs import PortUnusable, ServiceFailed, ServiceProcess, check_port
 
 STARTUP_SECONDS = 600.0
+SERVICES = ("orchestrator", "transcriber", "diarizer")
+"""In port order: base, base+1, base+2."""
 
 
-def start_all(args: argparse.Namespace) -> list[ServiceProcess]:
+@dataclass(frozen=True)
+class Ports:
+    """The gRPC and metrics port of each service (0: a free port; metrics 0: off)."""
+
+    grpc: dict[str, int]
+    metrics: dict[str, int]
+
+    def wanted(self) -> list[tuple[int, str]]:
+        """Every fixed port with what it is for, as "the transcriber's gRPC port"."""
+        ports = [(p, f"the {name}'s gRPC port") for name, p in self.grpc.items() if p]
+        ports += [(p, f"the {name}'s metrics port") for name, p in self.metrics.items() if p]
+        return ports
+
+
+def plan_ports(args: argparse.Namespace) -> Ports:
+    """The layout from --base-port and --metrics-base-port, with the per-port overrides."""
+    base, metrics_base = args.base_port, args.metrics_base_port
+    grpc_ports = {name: base + i if base else 0 for i, name in enumerate(SERVICES)}
+    metrics = {name: metrics_base + i if metrics_base else 0 for i, name in enumerate(SERVICES)}
+    for name, override in (
+        ("orchestrator", args.port),
+        ("transcriber", args.transcriber_port),
+        ("diarizer", args.diarizer_port),
+    ):
+        if override is not None:
+            grpc_ports[name] = override
+    if args.metrics_port is not None:
+        metrics["orchestrator"] = args.metrics_port
+    ports = Ports(grpc_ports, metrics)
+    seen: dict[int, str] = {}
+    for port, what in ports.wanted():
+        if not 1 <= port <= 65535:
+            raise UsageError(f"{what} would be {port}", "Ports go from 1 to 65535.")
+        if port in seen:
+            raise UsageError(
+                f"{what} and {seen[port]} are both {port}", "Give each service its own port."
+            )
+        seen[port] = what
+    return ports
+
+
+def check_ports(host: str, ports: Ports) -> None:
+    """Every port `serve` will listen on is free, or a usage error names the first that is not."""
+    for port, what in ports.wanted():
+        try:
+            check_port(host, port)
+        except PortUnusable as error:
+            raise UsageError(
+                f"{what}: {error}",
+                "Stop that process, or pick other ports with --base-port and --metrics-base-port.",
+            ) from None
+
+
+def start_all(host: str, ports: Ports, model: str, threads: int) -> list[ServiceProcess]:
     """Start transcriber, diarizer and orchestrator (backends first) as subprocesses."""
-    host = ["--host", args.host]
     transcriber = ServiceProcess.start(
         "transcriber",
-        [*host, "--model", args.model, *_threads("--cpu-threads", args.threads)],
-        args.transcriber_port,
+        ["--model", model, *_threads("--cpu-threads", threads)],
+        ports.grpc["transcriber"],
+        ports.metrics["transcriber"],
+        host=host,
     )
     diarizer = ServiceProcess.start(
-        "diarizer", [*host, *_threads("--threads", args.threads)], args.diarizer_port
+        "diarizer",
+        _threads("--threads", threads),
+        ports.grpc["diarizer"],
+        ports.metrics["diarizer"],
+        host=host,
     )
+    backends = ["--transcriber", transcriber.address, "--diarizer", diarizer.address]
     orchestrator = ServiceProcess.start(
-        "orchestrator",
-        [
-            *host,
-            "--transcriber",
-            f"127.0.0.1:{transcriber.port}",
-            "--diarizer",
-            f"127.0.0.1:{diarizer.port}",
-        ],
-        args.port,
-        metrics_port=args.metrics_port,
+        "orchestrator", backends, ports.grpc["orchestrator"], ports.metrics["orchestrator"], host
     )
     return [transcriber, diarizer, orchestrator]
 
@@ -44,22 +106,46 @@ def _threads(flag: str, threads: int) -> list[str]:
     return [flag, str(threads)] if threads else []
 
 
+def failure(error: ServiceFailed) -> CliError:
+    """A service that died: one line, then the end of its log, then where the log is."""
+    details = (*error.tail, f"(full log: {error.log_path})")
+    return CliError(error.summary, "The end of its log follows.", details)
+
+
+async def wait_all(services: Sequence[ServiceProcess]) -> None:
+    """Wait until every service serves; the first failure stops the wait."""
+    try:
+        await asyncio.gather(*(s.wait_serving(STARTUP_SECONDS) for s in services))
+    except ServiceFailed as error:
+        raise failure(error) from None
+    except TimeoutError:
+        raise CliError(
+            f"the services were not serving after {STARTUP_SECONDS:.0f} s",
+            "See the logs: " + ", ".join(str(s.log_path) for s in services) + ".",
+        ) from None
+
+
 async def serve(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
-    services = start_all(args)
+    ports = plan_ports(args)
+    await asyncio.to_thread(check_ports, args.host, ports)
+    console = Console(stderr=True, highlight=False)
+    services = start_all(args.host, ports, args.model, args.threads)
     try:
         with console.status("loading models (Whisper and pyannote)..."):
-            await asyncio.gather(*(s.wait_serving(STARTUP_SECONDS) for s in services))
+            await wait_all(services)
         for s in services:
-            console.print(f"{s.name:<13} 127.0.0.1:{s.port}  log {s.log_path}")
+            metrics = f"metrics :{s.metrics_port}" if s.metrics_port else "metrics off"
+            line = f"{s.name:<13} {s.address}  {metrics}  log {s.log_path}"
+            console.print(line, markup=False, soft_wrap=True)
         console.print(
-            f"[bold green]ready[/]: whospoke process FILE --server 127.0.0.1:{services[-1].port}"
-            "  (Ctrl-C stops)"
+            f"[bold green]ready[/]: whospoke process FILE --server {services[-1].address}"
+            "  (Ctrl-C stops)",
+            soft_wrap=True,
         )
         await _until_signal(services)
     finally:
         for s in reversed(services):
-            s.stop()
+            await asyncio.to_thread(s.stop)
     return 0
 
 
@@ -69,8 +155,10 @@ async def _until_signal(services: list[ServiceProcess]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     while not stop.is_set():
-        dead = [s for s in services if s.process.poll() is not None]
-        if dead:
-            raise RuntimeError(f"{dead[0].name} exited:\n{dead[0].log()[-4000:]}")
+        for s in services:
+            try:
+                s.check_alive()
+            except ServiceFailed as error:
+                raise failure(error) from None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)

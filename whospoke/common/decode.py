@@ -32,11 +32,15 @@ Source = str | Path | bytes
 class PcmDecoder:
     """Iterate for 16 kHz mono 16-bit PCM blocks of the first audio track.
 
-    `samples` counts what has been produced and `format_name` names the container
-    once iteration has started. Raises InvalidArgument (prefixed with `field`) for
-    an undecodable input, a file without audio, or audio longer than
-    `max_seconds`; FileNotFoundError passes through so that callers can say which
-    resource disappeared. A file damaged or cut short after some audio decoded
+    `samples` counts what has been produced, and once iteration has started
+    `format_name` names the container and `declared_seconds` is the duration its
+    header declares (0 when it declares none). Both counters are plain attributes
+    written by the iterating thread, so another thread may read them to report
+    progress (`decoded_seconds / declared_seconds`); the declared duration is
+    only ever an estimate for that, never a limit. Raises InvalidArgument
+    (prefixed with `field`) for an undecodable input, a file without audio, or
+    audio longer than `max_seconds`; FileNotFoundError passes through so that
+    callers can say which resource disappeared. A file damaged or cut short after some audio decoded
     keeps that audio (a warning is logged): an interrupted recording is still
     worth transcribing.
     """
@@ -48,6 +52,7 @@ class PcmDecoder:
         self._field = field
         self.samples = 0
         self.format_name = ""
+        self.declared_seconds = 0.0
 
     def __iter__(self) -> Iterator[bytes]:
         source = self._source
@@ -57,7 +62,9 @@ class PcmDecoder:
                 self.format_name = container.format.name
                 if not container.streams.audio:
                     raise InvalidArgument(f"{self._field}: the file has no audio track")
-                yield from self._decode(container, container.streams.audio[0])
+                stream = container.streams.audio[0]
+                self.declared_seconds = _declared_seconds(container, stream)
+                yield from self._decode(container, stream)
         except FileNotFoundError:
             raise
         except av.FFmpegError as exc:
@@ -86,6 +93,10 @@ class PcmDecoder:
             if frame is None:
                 return
 
+    @property
+    def decoded_seconds(self) -> float:
+        return self.samples / SAMPLE_RATE
+
     def _counted(self, pcm: bytes) -> bytes:
         self.samples += len(pcm) // 2
         if self.samples > self._limit:
@@ -94,6 +105,16 @@ class PcmDecoder:
                 "(--max-audio-seconds); split the recording"
             )
         return pcm
+
+
+def _declared_seconds(container: Any, stream: Any) -> float:
+    """The audio track's duration from the header (the container's when the track
+    declares none), 0 when neither does."""
+    if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        return float(container.duration / av.time_base)
+    return 0.0
 
 
 def decode_audio(source: Source, max_seconds: float = math.inf) -> Samples:

@@ -7,6 +7,8 @@ tree (`from_rpc_error`) so that no raw `AioRpcError` reaches a client.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 
 
@@ -58,6 +60,12 @@ class Cancelled(WhospokeError):
     code = grpc.StatusCode.CANCELLED
 
 
+class Internal(WhospokeError):
+    """The service, or the deployment behind it, is broken: retrying will not help."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
 _BY_CODE: dict[grpc.StatusCode, type[WhospokeError]] = {
     cls.code: cls
     for cls in (
@@ -67,21 +75,78 @@ _BY_CODE: dict[grpc.StatusCode, type[WhospokeError]] = {
         Unavailable,
         FailedPrecondition,
         DeadlineExceeded,
-        Cancelled,
+        Internal,
     )
 }
 
+_MISCONFIGURED = {
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNIMPLEMENTED,
+}
+"""Codes that blame the caller; from a backend, the caller is the orchestrator's configuration."""
 
-def from_rpc_error(error: grpc.aio.AioRpcError, backend: str) -> WhospokeError:
-    """Translate a downstream failure, naming the backend, into our error tree.
 
-    Codes that describe the backend's own trouble (UNKNOWN, INTERNAL, UNIMPLEMENTED,
-    DATA_LOSS...) become UNAVAILABLE: for our caller the backend is not usable.
+@dataclass(frozen=True)
+class Backend:
+    """A downstream service, as error messages name it."""
+
+    name: str
+    address: str = ""
+    flag: str = ""
+    """The flag that sets `address`, for messages that tell the operator what to fix."""
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError, backend: Backend | str) -> WhospokeError:
+    """Translate a downstream failure into our error tree, keeping its kind.
+
+    A client must be able to act on the code it gets: INVALID_ARGUMENT from a
+    backend is still the client's mistake, RESOURCE_EXHAUSTED and UNAVAILABLE are
+    still worth a retry, DEADLINE_EXCEEDED, FAILED_PRECONDITION, NOT_FOUND and
+    INTERNAL keep their meaning. The message names the backend (and for
+    UNAVAILABLE its address). Three codes would blame the wrong party if passed
+    on: UNAUTHENTICATED, PERMISSION_DENIED and UNIMPLEMENTED from a backend mean
+    the orchestrator's own credentials or backend address are wrong, which the
+    client can neither fix nor outwait, so they become INTERNAL naming the
+    flags to fix (UNAVAILABLE would make clients retry forever). CANCELLED from
+    a backend (one shutting down) is UNAVAILABLE: our caller cancelled nothing.
+    Every message starts with `<backend>: `, which clients use to tell a
+    backend's failure from the orchestrator's own.
     """
+    peer = backend if isinstance(backend, Backend) else Backend(backend)
     code = error.code()
     details = error.details() or code.name
-    cls = _BY_CODE.get(code, Unavailable)
-    return cls(f"{backend}: {details}")
+    at = f" at {peer.address}" if peer.address else ""
+    if code in _MISCONFIGURED:
+        refused = f"{peer.address or 'it'} refused the orchestrator ({code.name}: {details})"
+        return Internal(f"{peer.name}: {refused}; {_fix(peer, code)}")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        return Unavailable(f"{peer.name}: unavailable{at}: {details}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(
+            f"{peer.name}: {details} (it did not answer within the deadline the server "
+            "allows it: --backend-deadline-seconds plus --backend-deadline-per-audio-second "
+            "per second of audio)"
+        )
+    cls = _BY_CODE.get(code)
+    if cls is not None:
+        return cls(f"{peer.name}: {details}")
+    if code == grpc.StatusCode.UNKNOWN:
+        return Internal(f"{peer.name}: {details}")
+    passed = WhospokeError(f"{peer.name}: {details}")
+    passed.code = code
+    return passed
+
+
+def _fix(peer: Backend, code: grpc.StatusCode) -> str:
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        flag = peer.flag or "its address"
+        return f"the operator must point {flag} at the {peer.name} service"
+    return (
+        "the operator must fix the orchestrator's --backend-tls-ca/--backend-tls-cert/"
+        f"--backend-tls-key, or the {peer.name}'s --auth-tokens (the orchestrator sends no "
+        "bearer token to its backends)"
+    )
 
 
 def quoted(value: str, limit: int = 40) -> str:

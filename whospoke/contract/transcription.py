@@ -124,3 +124,27 @@ def segment_from_pb(segment: pb.TranscriptSegment) -> Segment:
         no_speech_prob=segment.no_speech_prob,
         compression_ratio=segment.compression_ratio,
     )
+
+
+@dataclass(frozen=True)
+class SpeechWarning:
+    """Detected speech with no trustworthy text: the transcript says so instead of
+    silently leaving a hole (codes: `no_text`, `low_confidence`, `repetition`)."""
+
+    code: str
+    message: str
+    start: float
+    end: float
+
+
+def warning_to_pb(warning: SpeechWarning) -> pb.TranscriptionWarning:
+    return pb.TranscriptionWarning(
+        code=warning.code,
+        message=warning.message,
+        start_seconds=warning.start,
+        end_seconds=warning.end,
+    )
+
+
+def warning_from_pb(warning: pb.TranscriptionWarning) -> SpeechWarning:
+    return SpeechWarning(warning.code, warning.message, warning.start_seconds, warning.end_seconds)

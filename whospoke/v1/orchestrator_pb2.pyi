@@ -295,6 +295,10 @@ class Progress(_message.Message):
     TRANSCRIPTION_ELAPSED_SECONDS_FIELD_NUMBER: _builtins.int
     DIARIZATION_ELAPSED_SECONDS_FIELD_NUMBER: _builtins.int
     SEGMENT_COUNT_FIELD_NUMBER: _builtins.int
+    DECODING_PERCENT_FIELD_NUMBER: _builtins.int
+    DECODING_ELAPSED_SECONDS_FIELD_NUMBER: _builtins.int
+    TRANSCRIPTION_DONE_FIELD_NUMBER: _builtins.int
+    DIARIZATION_DONE_FIELD_NUMBER: _builtins.int
     transcription_percent: _builtins.float
     """Percent of the audio transcribed, 0 to 100 (100 when skipped)."""
     diarization_percent: _builtins.float
@@ -307,6 +311,16 @@ class Progress(_message.Message):
     """Seconds since diarization started."""
     segment_count: _builtins.int
     """Transcript segments finalised so far."""
+    decoding_percent: _builtins.float
+    """Percent of the file decoded, 0 to 100, by decoded duration against the
+    duration the container declares (100 once decoding has ended).
+    """
+    decoding_elapsed_seconds: _builtins.float
+    """Seconds spent decoding; stops advancing when decoding ends."""
+    transcription_done: _builtins.bool
+    """True once transcription has ended (its timer has stopped)."""
+    diarization_done: _builtins.bool
+    """True once diarization has ended (its timer has stopped)."""
     def __init__(
         self,
         *,
@@ -316,10 +330,14 @@ class Progress(_message.Message):
         transcription_elapsed_seconds: _builtins.float = ...,
         diarization_elapsed_seconds: _builtins.float = ...,
         segment_count: _builtins.int = ...,
+        decoding_percent: _builtins.float = ...,
+        decoding_elapsed_seconds: _builtins.float = ...,
+        transcription_done: _builtins.bool = ...,
+        diarization_done: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["diarization_elapsed_seconds", b"diarization_elapsed_seconds", "diarization_percent", b"diarization_percent", "overall_percent", b"overall_percent", "segment_count", b"segment_count", "transcription_elapsed_seconds", b"transcription_elapsed_seconds", "transcription_percent", b"transcription_percent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decoding_elapsed_seconds", b"decoding_elapsed_seconds", "decoding_percent", b"decoding_percent", "diarization_done", b"diarization_done", "diarization_elapsed_seconds", b"diarization_elapsed_seconds", "diarization_percent", b"diarization_percent", "overall_percent", b"overall_percent", "segment_count", b"segment_count", "transcription_done", b"transcription_done", "transcription_elapsed_seconds", b"transcription_elapsed_seconds", "transcription_percent", b"transcription_percent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -333,19 +351,31 @@ class Warning(_message.Message):
 
     CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    START_SECONDS_FIELD_NUMBER: _builtins.int
+    END_SECONDS_FIELD_NUMBER: _builtins.int
     code: _builtins.str
-    """Machine-readable kind, such as "no_speech" or "no_speakers"."""
+    """Machine-readable kind, such as "no_speech", "no_speakers", "no_text",
+    "low_confidence", "repetition" or "diarization_failed".
+    """
     message: _builtins.str
     """What happened, for people."""
+    start_seconds: _builtins.float
+    """Start of the stretch of audio the warning is about, in seconds from the
+    beginning of the file (0 with `end_seconds` 0 when it concerns the whole job).
+    """
+    end_seconds: _builtins.float
+    """End of that stretch, in seconds from the beginning of the file."""
     def __init__(
         self,
         *,
         code: _builtins.str = ...,
         message: _builtins.str = ...,
+        start_seconds: _builtins.float = ...,
+        end_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "end_seconds", b"end_seconds", "message", b"message", "start_seconds", b"start_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -519,6 +549,7 @@ class ProcessResult(_message.Message):
     TIMINGS_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
     EXCLUSIVE_TURNS_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The whole transcript."""
     language: _builtins.str
@@ -555,6 +586,12 @@ class ProcessResult(_message.Message):
         are attributed by.
         """
 
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Warning]:
+        """Every `warning` event of the job, in the order sent (speech without text,
+        repetition cut, diarization failed, ...), so a stored result keeps them.
+        """
+
     def __init__(
         self,
         *,
@@ -568,10 +605,11 @@ class ProcessResult(_message.Message):
         timings: Global___Timings | None = ...,
         models: Global___ModelsUsed | None = ...,
         exclusive_turns: _abc.Iterable[_diarizer_pb2.SpeakerTurn] | None = ...,
+        warnings: _abc.Iterable[Global___Warning] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["models", b"models", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "diarization_turns", b"diarization_turns", "exclusive_turns", b"exclusive_turns", "language", b"language", "models", b"models", "segments", b"segments", "speakers", b"speakers", "text", b"text", "timings", b"timings", "transcription_segments", b"transcription_segments"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "diarization_turns", b"diarization_turns", "exclusive_turns", b"exclusive_turns", "language", b"language", "models", b"models", "segments", b"segments", "speakers", b"speakers", "text", b"text", "timings", b"timings", "transcription_segments", b"transcription_segments", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -153,6 +153,7 @@ class TranscribeResponse(_message.Message):
     SEGMENT_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    WARNING_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def segment(self) -> Global___TranscriptSegment:
         """A final segment; never revised by later messages."""
@@ -165,22 +166,66 @@ class TranscribeResponse(_message.Message):
     def summary(self) -> Global___TranscriptionSummary:
         """Sent once, last, after the request stream ended."""
 
+    @_builtins.property
+    def warning(self) -> Global___TranscriptionWarning:
+        """Speech the model heard but could not turn into trustworthy text (it
+        produced nothing, or text it then discarded); sent when it is decided.
+        """
+
     def __init__(
         self,
         *,
         segment: Global___TranscriptSegment | None = ...,
         progress: Global___TranscriptionProgress | None = ...,
         summary: Global___TranscriptionSummary | None = ...,
+        warning: Global___TranscriptionWarning | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "response", b"response", "segment", b"segment", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "response", b"response", "segment", b"segment", "summary", b"summary", "warning", b"warning"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "response", b"response", "segment", b"segment", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "response", b"response", "segment", b"segment", "summary", b"summary", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_response: _TypeAlias = _typing.Literal["segment", "progress", "summary"]  # noqa: Y015
+    _WhichOneofReturnType_response: _TypeAlias = _typing.Literal["segment", "progress", "summary", "warning"]  # noqa: Y015
     _WhichOneofArgType_response: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_response) -> _WhichOneofReturnType_response | None: ...
 
 Global___TranscribeResponse: _TypeAlias = TranscribeResponse  # noqa: Y015
+
+@_typing.final
+class TranscriptionWarning(_message.Message):
+    """A stretch of detected speech that has no segment, or whose text is doubtful."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    START_SECONDS_FIELD_NUMBER: _builtins.int
+    END_SECONDS_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """Machine-readable kind: "no_text" (speech with no text kept),
+    "low_confidence" (text dropped for low confidence or as a hallucination),
+    or "repetition" (a decoding loop that re-decoding could not remove).
+    """
+    message: _builtins.str
+    """What happened, for people."""
+    start_seconds: _builtins.float
+    """Start of the stretch, in seconds from the beginning of the stream."""
+    end_seconds: _builtins.float
+    """End of the stretch, in seconds from the beginning of the stream."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        message: _builtins.str = ...,
+        start_seconds: _builtins.float = ...,
+        end_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "end_seconds", b"end_seconds", "message", b"message", "start_seconds", b"start_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TranscriptionWarning: _TypeAlias = TranscriptionWarning  # noqa: Y015
 
 @_typing.final
 class Word(_message.Message):
