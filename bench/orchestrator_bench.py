@@ -293,30 +293,34 @@ def write_report(
         lines.append(accuracy_row("baseline", source, base[name]))
         lines.append(accuracy_row("whospoke", source, ours[name]))
     if not args.quick:
-        lines += [
-            "",
-            "### Throughput (concurrent clients on the 5-minute meeting; 1 job at a time)",
-            "",
-            "| clients | wall time (s) | audio seconds per second | queue positions seen |",
-            "|---|---|---|---|",
-            *ours["throughput"],
-            "",
-            "### Peak RSS of each service (MiB): after the 5-minute jobs, then after one "
-            "30-minute and one 60-minute `Process`",
-            "",
-            "| audio (min) | transcriber | diarizer | orchestrator |",
-            "|---|---|---|---|",
-            *[
-                f"| {m:g} | {r['transcriber']:.0f} | {r['diarizer']:.0f} "
-                f"| {r['orchestrator']:.0f} |"
-                for m, r in ours["rss"]
-            ],
-            "",
-            "![rss](bench/figures/rss.png)",
-        ]
+        lines += scale_lines(ours)
         rss_plot(ours["rss"], figures / "rss.png")
     write_section("Product (Process)", "\n".join(lines), quick=args.quick)
     print("\n".join(lines), flush=True)
+
+
+def scale_lines(ours: dict[str, Any]) -> list[str]:
+    """The throughput and memory tables of the full run."""
+    return [
+        "",
+        "### Throughput (concurrent clients on the 5-minute meeting; 1 job at a time)",
+        "",
+        "| clients | wall time (s) | audio seconds per second | queue positions seen |",
+        "|---|---|---|---|",
+        *ours["throughput"],
+        "",
+        "### Peak RSS of each service (MiB): after the 5-minute jobs, then after one "
+        "30-minute and one 60-minute `Process`",
+        "",
+        "| audio (min) | transcriber | diarizer | orchestrator |",
+        "|---|---|---|---|",
+        *[
+            f"| {m:g} | {r['transcriber']:.0f} | {r['diarizer']:.0f} | {r['orchestrator']:.0f} |"
+            for m, r in ours["rss"]
+        ],
+        "",
+        "![rss](bench/figures/rss.png)",
+    ]
 
 
 if __name__ == "__main__":

@@ -61,6 +61,15 @@ def parser() -> EnvParser:
         "in parallel on the backend services, merged by time overlap.",
     )
     add_server_flags(p, DEFAULT_PORT, DEFAULT_METRICS_PORT, max_message_bytes=64 * MiB)
+    _backend_flags(p)
+    p.flag("max-concurrent-jobs", 1, "jobs processed at once", type=int, minimum=1)
+    p.flag("max-queued-jobs", 16, "jobs that may wait for a slot", type=int, minimum=0)
+    _upload_flags(p)
+    return p
+
+
+def _backend_flags(p: EnvParser) -> None:
+    """Where the transcriber and diarizer are, how to reach them, how long they may take."""
     p.flag(
         "transcriber",
         DEFAULT_TRANSCRIBER,
@@ -85,8 +94,10 @@ def parser() -> EnvParser:
     p.flag("backend-tls-cert", "", "PEM client certificate for mutual TLS with the backends")
     p.flag("backend-tls-key", "", "PEM private key of --backend-tls-cert")
     p.flag("backend-tls-server-name", "", "name the backends' certificates must carry")
-    p.flag("max-concurrent-jobs", 1, "jobs processed at once", type=int, minimum=1)
-    p.flag("max-queued-jobs", 16, "jobs that may wait for a slot", type=int, minimum=0)
+
+
+def _upload_flags(p: EnvParser) -> None:
+    """Limits on what clients may send: uploads, inline files, recording length."""
     p.flag(
         "upload-dir",
         str(Path(tempfile.gettempdir()) / "whospoke-uploads"),
@@ -124,7 +135,6 @@ def parser() -> EnvParser:
         type=float,
         minimum=1,
     )
-    return p
 
 
 def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:

@@ -12,8 +12,10 @@ language detected on the first piece is kept for the rest of the stream.
 Each piece's segments go through a `PieceReview` before they are sent: a
 repetition loop is decoded again, speech left without text is decoded again on
 its own, and what stays lost is named by a warning (see transcriber/review.py).
-A progress marker follows every segment, so the audio reported transcribed
-advances as each Whisper window is decoded rather than once per piece.
+A progress marker follows every segment and every piece, so the audio reported
+transcribed advances with each Whisper window decoded (CTranslate2 reports
+nothing inside one window; a piece is one window unless its speech runs on
+without a pause).
 """
 
 from __future__ import annotations

@@ -6,13 +6,15 @@ often until its window ends, so the last repeat is cut off mid-phrase. Those
 loops pass faster-whisper's own guard (a compression ratio above 2.4 over the
 whole 30 s window) when they are short or the window holds ordinary text too,
 so a loop is recognised from the words themselves: a phrase of 1 to
-`MAX_NGRAM` words followed at once by its own words again, for at least
-`MIN_REPEATED_WORDS` words and at least the phrase's length less one (a
-single word: `MIN_SINGLE_REPEATS` more times). Speech repeats a word or two
-("no, no", "New York, New York") and lists repeat phrases with other words in
-between; none of that matches. Restarts such as "I want to, I want to go" do,
-which is why a loop is re-decoded before anything is cut. Pure functions: the
-engine decides when to re-decode.
+`MAX_NGRAM` words followed at once by `MIN_PHRASE_REPEATS` more copies of
+itself (`MIN_SHORT_REPEATS` for a phrase of two words, `MIN_SINGLE_REPEATS`
+for a single word), the last of which may be cut off after half of it, as a
+loop running into the end of Whisper's window is. People repeat themselves
+too ("no, no, no", "New York, New York", "one more time, one more time",
+restarts such as "I want to, I want to go", "thank you, thank you, thank
+you"); none of that matches, because cutting real speech is worse than leaving
+a loop in: a loop is also re-decoded before anything is cut. Pure functions:
+the engine decides when to re-decode.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from dataclasses import dataclass, replace
 
 from whospoke.contract.transcription import Segment
 
-MIN_REPEATED_WORDS = 3
-"""Words that must follow a phrase and repeat it; two ("very very", "thank you thank you")
-are common in speech."""
+MIN_PHRASE_REPEATS = 2
+"""Further copies a phrase of 3 or more words must have: a phrase said twice is speech."""
+MIN_SHORT_REPEATS = 3
+"""Further copies of a two-word phrase: "thank you, thank you, thank you" is speech."""
 MIN_SINGLE_REPEATS = 4
 """Further times a single word must come: "no, no, no" is speech, "the the the the the" a loop."""
 MAX_NGRAM = 8
@@ -78,7 +81,8 @@ def _repeats_at(tokens: Sequence[str], first: int, size: int) -> Loop | None:
     end = start
     while end < len(tokens) and tokens[end] == tokens[first + (end - start) % size]:
         end += 1
-    needed = MIN_SINGLE_REPEATS if size == 1 else max(MIN_REPEATED_WORDS, size - 1)
+    repeats = {1: MIN_SINGLE_REPEATS, 2: MIN_SHORT_REPEATS}.get(size, MIN_PHRASE_REPEATS)
+    needed = size * (repeats - 1) + max(1, size // 2)  # the last copy may be cut off
     return Loop(start, end, size) if end - start >= needed else None
 
 

@@ -102,8 +102,9 @@ async def test_process_sample_attributes_words_to_two_speakers(
         path.write_text(render(result, fmt))
         with av.open(str(path)) as container:
             cues = [cue for packet in container.demux() for cue in packet.decode()]
-        timed = [s for s in result.segments if s.text.strip() and s.end_seconds > s.start_seconds]
-        assert len(cues) == len(timed), "every cue with a duration parses"
+        # Zero-length segments (a one-word split by the merge) get a short cue, not dropped.
+        spoken = [s for s in result.segments if s.text.strip()]
+        assert len(cues) == len(spoken), "every segment with text is a cue that parses"
     from pyannote.database.util import load_rttm
 
     rttm = tmp_path / "sample.rttm"

@@ -214,7 +214,7 @@ async def test_a_client_leaving_cancels_the_backend_call(tmp_path: Path) -> None
         transcriber = GrpcTranscriber(BackendSettings(address))
         async with serve(transcriber, FakeDiarizer(), tmp_path) as stub:
             call = stub.Process(pb.ProcessRequest(audio=wav_bytes(AUDIO_SECONDS)), timeout=20)
-            await backend.holding.wait()
+            await asyncio.wait_for(backend.holding.wait(), 30)
             call.cancel()
             await asyncio.wait_for(backend.cancelled.wait(), 10)
         await transcriber.close()

@@ -165,6 +165,10 @@ NOT_TLS = UNTRUSTED.replace("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER")
 CLOSED = (
     "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:1: Socket closed"
 )
+CERT_REQUIRED = UNTRUSTED.replace(
+    "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+).replace("error:1000007d", "error:100000c7")
 
 
 @pytest.mark.parametrize(
@@ -181,6 +185,7 @@ CLOSED = (
         (grpc.StatusCode.UNAVAILABLE, NOT_TLS, True, "does not speak TLS. Leave out --tls"),
         (grpc.StatusCode.UNAVAILABLE, CLOSED, False, "If the server uses TLS, pass --tls"),
         (grpc.StatusCode.UNAVAILABLE, CLOSED, True, "require a client certificate"),
+        (grpc.StatusCode.UNAVAILABLE, CERT_REQUIRED, True, "require a client certificate"),
         (
             grpc.StatusCode.UNAVAILABLE,
             "diarizer: connection refused",

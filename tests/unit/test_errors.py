@@ -47,6 +47,10 @@ def test_deadline_exceeded_names_the_flags_that_set_it() -> None:
     assert str(error).startswith("transcriber: Deadline Exceeded")
     assert "--backend-deadline-seconds" in str(error)
 
+    own = from_rpc_error(_rpc_error(S.DEADLINE_EXCEEDED, "decoding took too long"), TRANSCRIBER)
+    assert own.code == S.DEADLINE_EXCEEDED
+    assert str(own) == "transcriber: decoding took too long"  # not blamed on our flags
+
 
 @pytest.mark.parametrize(
     ("code", "flag"),

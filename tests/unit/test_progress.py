@@ -134,12 +134,13 @@ async def test_decoding_reports_progress_while_it_runs(
     job = runner(tmp_path, FakeTranscriber(), FakeDiarizer())
     try:
         stream: AsyncIterator[JobEvent] = job.run(lambda: pipe.path, options())
-        async for event in stream:
-            events.append(event)
-            if isinstance(event, ProgressUpdate) and not pipe.release.is_set():
-                during.append(event)
-                if event.decoding_percent > 0 and len(during) >= 3:
-                    pipe.release.set()
+        async with asyncio.timeout(60):  # a hung decoder fails the test instead of CI
+            async for event in stream:
+                events.append(event)
+                if isinstance(event, ProgressUpdate) and not pipe.release.is_set():
+                    during.append(event)
+                    if event.decoding_percent > 0 and len(during) >= 3:
+                        pipe.release.set()
     finally:
         pipe.close()
     midway = [p for p in during if p.decoding_percent > 0]

@@ -38,11 +38,25 @@ def test_speech_is_not_a_loop(text: str) -> None:
 
 
 def test_the_loop_of_issue_19_is_found_though_cut_off_mid_phrase() -> None:
-    words = words_of("or 8 for more options or increase your volume and increase your volume")
+    tail = "increase your volume and increase your volume and increase your volume"
+    words = words_of("or 8 for more options or " + tail)
     loop = find_loop(words)
-    assert loop == Loop(start=10, end=13, size=4)
+    assert loop == Loop(start=10, end=17, size=4)
     assert words[loop.start - loop.size : loop.start] == ["increase", "your", "volume", "and"]
-    assert loop.repeats == 2
+    assert loop.repeats == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "or increase your volume and increase your volume",  # a phrase twice: speech
+        "one more time one more time",
+        "I want to I want to go",  # a restart
+        "thank you thank you thank you",
+    ],
+)
+def test_a_phrase_said_twice_or_a_short_one_thrice_is_speech(text: str) -> None:
+    assert find_loop(words_of(text)) is None
 
 
 def test_a_phrase_three_times_is_a_loop_whatever_the_case_and_punctuation() -> None:

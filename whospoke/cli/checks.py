@@ -9,7 +9,9 @@ as protocol wording; here each is a usage error that names the flag or the path.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 from whospoke.cli.errors import UsageError
@@ -47,7 +49,10 @@ def check_options(args: argparse.Namespace) -> None:
         _not_with("--no-transcription", _given(args, "language", "prompt", "hotwords"))
     check_speakers(args.speakers, args.min_speakers, args.max_speakers)
     if args.timeout is not None and not args.timeout > 0:
-        raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
+        raise UsageError(
+            f"--timeout must be more than 0 seconds, got {args.timeout:g}",
+            "Leave it out to wait as long as the job takes.",
+        )
 
 
 def _given(args: argparse.Namespace, *names: str) -> list[str]:
@@ -63,22 +68,45 @@ def check_speakers(exact: int | None, low: int | None, high: int | None) -> None
     """Speaker counts are at least 1, `--speakers` excludes a range, and min ≤ max."""
     for flag, value in (("--speakers", exact), ("--min-speakers", low), ("--max-speakers", high)):
         if value is not None and value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
+            raise UsageError(
+                f"{flag} must be at least 1, got {value}",
+                "Leave the speaker counts out to let the diarizer decide.",
+            )
     if exact is not None and (low is not None or high is not None):
         raise UsageError(
             "--speakers cannot be combined with --min-speakers or --max-speakers",
             "Give an exact count or a range.",
         )
     if low is not None and high is not None and low > high:
-        raise UsageError(f"--min-speakers {low} is more than --max-speakers {high}")
+        raise UsageError(
+            f"--min-speakers {low} is more than --max-speakers {high}", "Swap or widen them."
+        )
 
 
 def input_file(text: str) -> Path:
     """The recording to send: it exists, is a readable file, and is not empty."""
     path = Path(text).expanduser()
+    with _readable(text), path.open("rb") as file:
+        first = file.read(1)
+    if not first:
+        raise UsageError(f"{text} is empty (0 bytes)", "Give a recording with audio in it.")
+    return path
+
+
+def read_input(path: Path) -> bytes:
+    """The recording's bytes; a file removed or emptied since it was checked is still exit 2."""
+    with _readable(str(path)):
+        data = path.read_bytes()
+    if not data:
+        raise UsageError(f"{path} is empty (0 bytes)", "Give a recording with audio in it.")
+    return data
+
+
+@contextlib.contextmanager
+def _readable(text: str) -> Iterator[None]:
+    """Local file errors as one-line usage errors with a hint."""
     try:
-        with path.open("rb") as file:
-            first = file.read(1)
+        yield
     except FileNotFoundError:
         raise UsageError(f"no such file: {text}", "Check the path.") from None
     except IsADirectoryError:
@@ -87,9 +115,6 @@ def input_file(text: str) -> Path:
         raise UsageError(
             f"cannot read {text} ({error.strerror})", "Check its permissions."
         ) from None
-    if not first:
-        raise UsageError(f"{text} is empty (0 bytes)", "Give a recording with audio in it.")
-    return path
 
 
 def output_file(text: str | None) -> Path | None:

@@ -19,7 +19,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 
-from whospoke.cli.checks import check_options, input_file, output_file, speaker_warning
+from whospoke.cli.checks import (
+    check_options,
+    input_file,
+    output_file,
+    read_input,
+    speaker_warning,
+)
 from whospoke.cli.connect import Connection, connection
 from whospoke.cli.errors import OK, PARTIAL, SERVER_ERROR, CliError, UsageError, from_rpc
 from whospoke.cli.formats import render
@@ -152,7 +158,7 @@ async def _call(job: Job, console: Console, failed: list[str]) -> pb.ProcessResu
                 uploaded = await upload(stub, job.path, conn.metadata)
             request.upload_id = uploaded
         else:
-            request.audio = await asyncio.to_thread(job.path.read_bytes)
+            request.audio = await asyncio.to_thread(read_input, job.path)
         result: pb.ProcessResult | None = None
         try:
             with ProgressView(console, _warner(console, job.quiet)) as view:

@@ -121,6 +121,9 @@ def _unreachable(details: str, server: str, tls: bool) -> CliError:
     elif "peer certificate" in lowered or "peer name" in lowered:
         what = f"TLS handshake with {server} failed: the certificate is for another name"
         hint = "Connect by a name the certificate covers, or pass --tls-server-name NAME."
+    elif "certificate required" in lowered or "certificate_required" in lowered:
+        what = f"TLS handshake with {server} failed: it wants a client certificate"
+        hint = "The server may require a client certificate: pass --tls-cert FILE --tls-key FILE."
     elif "handshake" in lowered:
         what = f"TLS handshake with {server} failed ({_last_error(details)})"
         hint = "Check --tls-ca, --tls-cert and --tls-key."

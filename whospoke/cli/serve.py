@@ -80,26 +80,35 @@ def check_ports(host: str, ports: Ports) -> None:
 
 
 def start_all(host: str, ports: Ports, model: str, threads: int) -> list[ServiceProcess]:
-    """Start transcriber, diarizer and orchestrator (backends first) as subprocesses."""
-    transcriber = ServiceProcess.start(
-        "transcriber",
-        ["--model", model, *_threads("--cpu-threads", threads)],
-        ports.grpc["transcriber"],
-        ports.metrics["transcriber"],
-        host=host,
-    )
-    diarizer = ServiceProcess.start(
-        "diarizer",
-        _threads("--threads", threads),
-        ports.grpc["diarizer"],
-        ports.metrics["diarizer"],
-        host=host,
-    )
-    backends = ["--transcriber", transcriber.address, "--diarizer", diarizer.address]
-    orchestrator = ServiceProcess.start(
-        "orchestrator", backends, ports.grpc["orchestrator"], ports.metrics["orchestrator"], host
-    )
-    return [transcriber, diarizer, orchestrator]
+    """Start transcriber, diarizer and orchestrator (backends first) as subprocesses.
+
+    If one cannot be started, those already running are stopped before the error
+    propagates: `serve` never leaves a child behind.
+    """
+    started: list[ServiceProcess] = []
+    try:
+        for name, flags in (
+            ("transcriber", ["--model", model, *_threads("--cpu-threads", threads)]),
+            ("diarizer", _threads("--threads", threads)),
+        ):
+            started.append(
+                ServiceProcess.start(name, flags, ports.grpc[name], ports.metrics[name], host)
+            )
+        backends = ["--transcriber", started[0].address, "--diarizer", started[1].address]
+        started.append(
+            ServiceProcess.start(
+                "orchestrator",
+                backends,
+                ports.grpc["orchestrator"],
+                ports.metrics["orchestrator"],
+                host,
+            )
+        )
+    except BaseException:
+        for service in reversed(started):
+            service.stop()
+        raise
+    return started
 
 
 def _threads(flag: str, threads: int) -> list[str]:

@@ -86,6 +86,10 @@ _MISCONFIGURED = {
 }
 """Codes that blame the caller; from a backend, the caller is the orchestrator's configuration."""
 
+_OUR_DEADLINE = "Deadline Exceeded"
+"""gRPC's own text when the call's deadline (set by the orchestrator) ran out; a backend that
+ends a call with DEADLINE_EXCEEDED itself says why in its own words, passed on unchanged."""
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -122,7 +126,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError, backend: Backend | str) -> Whosp
         return Internal(f"{peer.name}: {refused}; {_fix(peer, code)}")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
         return Unavailable(f"{peer.name}: unavailable{at}: {details}")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and details == _OUR_DEADLINE:
         return DeadlineExceeded(
             f"{peer.name}: {details} (it did not answer within the deadline the server "
             "allows it: --backend-deadline-seconds plus --backend-deadline-per-audio-second "

