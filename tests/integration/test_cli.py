@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import sys
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,3 +222,25 @@ async def test_token_over_plaintext(
     assert missing.lines[0].endswith("Pass --token or set WHOSPOKE_TOKEN.")
     assert wrong.code == 1 and "The token was refused" in wrong.err
     assert accepted.code == 0 and '"text": "one two one two one two"' in accepted.out
+
+
+async def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path, recording: Path) -> None:
+    """`whospoke process f --format txt | head -0`: stdout closes before the transcript."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    async with orchestrator(tmp_path) as port:
+        argv = ["process", str(recording), "--server", f"127.0.0.1:{port}", "-q"]
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "whospoke.cli.main",
+            *argv,
+            "--format",
+            "txt",
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        os.close(write_end)
+        _, stderr = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0
+    assert stderr.decode() == ""

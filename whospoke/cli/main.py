@@ -18,6 +18,7 @@ from typing import NoReturn
 from whospoke.cli.errors import (
     DEFAULT_PORT,
     INTERRUPTED,
+    OK,
     SERVER_ERROR,
     USAGE,
     CliError,
@@ -180,6 +181,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("whospoke: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`whospoke process f --format txt | head`): it
+        # took what it wanted, so there is nothing to report. Point stdout at /dev/null so
+        # the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
     except Exception as error:
         if args.debug:
             traceback.print_exc()
@@ -200,7 +207,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(client.process(job))
     if args.command == "health":
         if not args.timeout > 0:
-            raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
+            raise UsageError(
+                f"--timeout must be more than 0 seconds, got {args.timeout:g}",
+                "The default is 5 seconds.",
+            )
         return asyncio.run(client.health(connection(args), args.timeout))
     return asyncio.run(serve.serve(args))
 
