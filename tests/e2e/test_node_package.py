@@ -167,7 +167,8 @@ def test_the_tarball_carries_the_build_protos_types_and_readme(packed: Packed) -
     assert manifest["types"] == "dist/client.d.ts" and not manifest.get("private")
 
 
-def test_bundled_protos_match_the_repository() -> None:
+def test_the_build_bundles_the_repositorys_protos() -> None:
+    """`make node` copied the contracts into the package (they are not committed there)."""
     bundled = PACKAGE / "protos" / "whospoke" / "v1"
     for proto in (ROOT / "protos" / "whospoke" / "v1").glob("*.proto"):
         assert (bundled / proto.name).read_bytes() == proto.read_bytes(), (
