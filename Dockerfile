@@ -28,7 +28,11 @@ COPY requirements.lock pyproject.toml README.md ./
 FROM python-base AS orchestrator
 COPY whospoke ./whospoke
 COPY orchestrator ./orchestrator
-RUN pip install -c requirements.lock .
+# Jobs database, webhook secret and uploads: mount a volume here (owned by the service user, so
+# a new named volume starts writable).
+ENV WHOSPOKE_DATA_DIR=/var/lib/whospoke
+RUN pip install -c requirements.lock . \
+ && mkdir -p /var/lib/whospoke && chown 65534:65534 /var/lib/whospoke
 USER 65534:65534
 EXPOSE 50060 9460
 CMD ["whospoke-orchestrator"]

@@ -22,16 +22,17 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -c "from whospoke.common.models import resolve_whisper as r; r('base'); r('tiny.en')"
 	touch $@
 
-# Real multilingual speech with transcripts for the accuracy tests, and Prometheus for the
-# scrape test (Debian packages).
+# Real multilingual speech with transcripts for the accuracy tests, Prometheus for the
+# scrape test, and PostgreSQL server binaries for the shared job store's tests (Debian packages).
 testdata:
 	@missing=0; for l in $(ASTERISK); do [ -d /usr/share/doc/asterisk-core-sounds-$$l ] && \
 	  [ -d /usr/share/asterisk/sounds/$$l ] || missing=1; done; \
 	command -v prometheus >/dev/null || missing=1; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
 	if [ $$missing = 1 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ASTERISK_PKGS) prometheus; \
-	  else echo "note: Asterisk prompts not installed (needs root + apt): their tests skip"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ASTERISK_PKGS) prometheus postgresql; \
+	  else echo "note: Asterisk prompts, Prometheus or PostgreSQL not installed (needs root + apt): their tests skip"; fi; \
 	fi
 
 demo: venv

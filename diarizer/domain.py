@@ -21,6 +21,8 @@ class DiarizerEngineInfo:
     clustering_threshold: float
     min_cluster_size: int
     window_step_seconds: float
+    device_index: int = 0
+    """Index of the CUDA device when `device` is "cuda" (GPU statistics need it)."""
 
 
 class DiarizationSession(Protocol):

@@ -67,7 +67,7 @@ class PyannoteEngine:
                 embedding.to("cuda")
                 with torch.inference_mode():
                     segmentation(torch.zeros(1, 1, WINDOW_SAMPLES, device="cuda"))
-                self._device = torch.device("cuda")
+                self._device = torch.device("cuda", torch.cuda.current_device())
             except Exception:
                 if wanted == "cuda":
                     raise
@@ -87,6 +87,7 @@ class PyannoteEngine:
             clustering_threshold=c.clustering.threshold,
             min_cluster_size=c.clustering.min_cluster_size,
             window_step_seconds=c.step_seconds,
+            device_index=self._device.index or 0,
         )
 
     @property

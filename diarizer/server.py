@@ -1,4 +1,9 @@
-"""The `whospoke.v1.Diarizer` servicer: protobuf in and out, the engine in between."""
+"""The `whospoke.v1.Diarizer` servicer: protobuf in and out, the engine in between.
+
+On a GPU, the device is sampled (`whospoke.common.gpu`) from the first audio to
+the clustering's end and the result carries the figures; on the CPU its
+`device` stays unset.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from diarizer.config import DiarizerConfig
 from diarizer.domain import DiarizationEngine
 from whospoke.common.errors import Unavailable
 from whospoke.common.feeder import StreamLimits
+from whospoke.common.gpu import PROCESS_MONITOR, GpuMonitor, cuda_index
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
@@ -33,8 +39,10 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
         limiter: Limiter,
         metrics: Metrics,
         limits: StreamLimits,
+        gpu: GpuMonitor = PROCESS_MONITOR,
     ) -> None:
         self._engine = engine
+        self._gpu = gpu
         self._limiter = limiter
         self._metrics = metrics
         self._limits = limits
@@ -71,28 +79,36 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
             def position() -> float:
                 return session.received_seconds + session.analysed_seconds
 
-            stream = run_session(session, requests, self._limits, "DiarizeRequest", position)
-            async with aclosing(stream):
-                async for item in stream:
-                    if item is PROGRESS:
-                        yield pb.DiarizeResponse(
-                            progress=pb.DiarizationProgress(
-                                received_seconds=session.received_seconds,
-                                analysed_seconds=session.analysed_seconds,
+            info = self._engine.info()
+            async with self._gpu.watch(cuda_index(info.device, info.device_index)) as gpu:
+                stream = run_session(session, requests, self._limits, "DiarizeRequest", position)
+                async with aclosing(stream):
+                    async for item in stream:
+                        if item is PROGRESS:
+                            yield pb.DiarizeResponse(
+                                progress=pb.DiarizationProgress(
+                                    received_seconds=session.received_seconds,
+                                    analysed_seconds=session.analysed_seconds,
+                                )
                             )
-                        )
-            output = await asyncio.to_thread(session.finish)
+                output = await asyncio.to_thread(session.finish)
             elapsed = time.perf_counter() - started
             self._metrics.record_job(session.received_seconds, elapsed)
-            yield pb.DiarizeResponse(
-                result=result_to_pb(output, config, session.received_seconds, elapsed)
-            )
+            result = result_to_pb(output, config, session.received_seconds, elapsed)
+            if gpu.stats is not None:
+                result.device.CopyFrom(gpu.stats)
+            yield pb.DiarizeResponse(result=result)
 
 
-def build_spec(config: DiarizerConfig, engine: DiarizationEngine, metrics: Metrics) -> ServiceSpec:
-    """Wire an engine into a servicer; tests pass a fake engine here."""
+def build_spec(
+    config: DiarizerConfig,
+    engine: DiarizationEngine,
+    metrics: Metrics,
+    gpu: GpuMonitor = PROCESS_MONITOR,
+) -> ServiceSpec:
+    """Wire an engine into a servicer; tests pass a fake engine (and fake NVML) here."""
     admission = StreamAdmission.of(config, metrics)
-    servicer = DiarizerServicer(engine, admission.limiter, metrics, admission.limits)
+    servicer = DiarizerServicer(engine, admission.limiter, metrics, admission.limits, gpu)
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_DiarizerServicer_to_server(servicer, server)

@@ -37,7 +37,7 @@ from whospoke.common.errors import Backend, from_rpc_error
 from whospoke.contract import diarization, transcription
 from whospoke.contract.diarization import DiarizationOptions
 from whospoke.contract.transcription import TranscriptionOptions
-from whospoke.v1 import diarizer_pb2, diarizer_pb2_grpc
+from whospoke.v1 import audio_pb2, diarizer_pb2, diarizer_pb2_grpc
 from whospoke.v1 import transcriber_pb2 as tpb
 from whospoke.v1 import transcriber_pb2_grpc as tpb_grpc
 
@@ -149,7 +149,9 @@ class GrpcTranscriber(_Backend):
                 elif kind == "warning":
                     yield transcription.warning_from_pb(response.warning)
                 elif kind == "summary":
-                    yield TranscriptDone(response.summary.language, response.summary.model)
+                    summary = response.summary
+                    device = _device(summary, self.name)
+                    yield TranscriptDone(summary.language, summary.model, device)
 
 
 class GrpcDiarizer(_Backend):
@@ -180,7 +182,19 @@ class GrpcDiarizer(_Backend):
                 if response.WhichOneof("response") == "progress":
                     yield Progressed(response.progress.analysed_seconds)
                 else:
-                    yield DiarizationDone(diarization.output_from_pb(response.result))
+                    output = diarization.output_from_pb(response.result)
+                    yield DiarizationDone(output, _device(response.result, self.name))
+
+
+def _device(final: Any, backend: str) -> audio_pb2.DeviceStats | None:
+    """The GPU statistics of a final message, named after `backend`; None when absent
+    (the backend ran on the CPU)."""
+    if not final.HasField("device"):
+        return None
+    device = audio_pb2.DeviceStats()
+    device.CopyFrom(final.device)
+    device.backend = backend
+    return device
 
 
 async def _wrap(

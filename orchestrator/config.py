@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
+import os
+import secrets
+import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from whospoke.common.config import EnvParser, MiB, ServerConfig, add_server_flags, server_config
+from whospoke.common.paths import default_data_dir
 
 DEFAULT_PORT = 50060
 DEFAULT_METRICS_PORT = 9460
@@ -43,14 +46,42 @@ class UploadsConfig:
 
 
 @dataclass(frozen=True)
+class JobsConfig:
+    """The durable job queue (`whospoke.v1.Jobs`) and its webhooks."""
+
+    data_dir: Path
+    """Holds the SQLite jobs database (and, by default, uploads) across restarts."""
+    database: str = ""
+    """"" for SQLite in `data_dir`; postgresql://... for a queue shared by replicas."""
+    replica: str = field(default_factory=lambda: default_replica())
+    """This process's name in job records and leases; unique per replica."""
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    result_ttl_seconds: float = 3600.0
+    poll_seconds: float = 1.0
+    max_queued: int = 10000
+    webhook_secret: str = ""
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 6
+
+
+@dataclass(frozen=True)
 class OrchestratorConfig:
     server: ServerConfig
     backends: BackendsConfig
     uploads: UploadsConfig
+    jobs: JobsConfig | None = None
+    """None (tests, embedding): SQLite in a `jobs/` folder beside the uploads."""
     max_concurrent_jobs: int = 1
     max_queued_jobs: int = 16
     max_inline_bytes: int = 32 * MiB
     max_audio_seconds: float = 4 * 3600.0
+
+
+def default_replica() -> str:
+    """HOST:PID:random, unique even for servers sharing a process (tests)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 def parser() -> EnvParser:
@@ -65,6 +96,8 @@ def parser() -> EnvParser:
     p.flag("max-concurrent-jobs", 1, "jobs processed at once", type=int, minimum=1)
     p.flag("max-queued-jobs", 16, "jobs that may wait for a slot", type=int, minimum=0)
     _upload_flags(p)
+    _job_flags(p)
+    _webhook_flags(p)
     return p
 
 
@@ -96,12 +129,83 @@ def _backend_flags(p: EnvParser) -> None:
     p.flag("backend-tls-server-name", "", "name the backends' certificates must carry")
 
 
+def _job_flags(p: EnvParser) -> None:
+    """The durable job queue: where it lives, leases, retries, retention, webhooks."""
+    p.flag(
+        "data-dir",
+        str(default_data_dir()),
+        "persistent data: the SQLite jobs database, and uploads unless --upload-dir is set",
+    )
+    p.flag(
+        "jobs-db",
+        "",
+        "job store: empty for SQLite in --data-dir, or postgresql://USER@HOST/DB for a queue "
+        "shared by several replicas",
+    )
+    p.flag("replica-id", "", "this replica's name in job records (default HOST:PID:random)")
+    p.flag(
+        "job-lease-seconds",
+        30.0,
+        "a running job is re-queued this long after its replica stops renewing its lease",
+        type=float,
+        minimum=1,
+    )
+    p.flag(
+        "job-max-attempts",
+        3,
+        "runs of a job whose replica died, before it fails",
+        type=int,
+        minimum=1,
+    )
+    p.flag(
+        "job-result-ttl-seconds",
+        3600.0,
+        "finished jobs and their results are deleted this long after they end",
+        type=float,
+        minimum=1,
+    )
+    p.flag(
+        "job-poll-seconds",
+        1.0,
+        "how often the queue is checked for jobs submitted to other replicas",
+        type=float,
+        minimum=0.05,
+    )
+    p.flag("max-queued-durable-jobs", 10000, "jobs the queue may hold", type=int, minimum=1)
+
+
+def _webhook_flags(p: EnvParser) -> None:
+    """Signed callbacks when durable jobs end."""
+    p.flag(
+        "webhook-secret",
+        "",
+        "Standard Webhooks signing secret (whsec_...); generated in --data-dir when empty "
+        "(replicas must share one); prefer the environment variable to the command line",
+        secret=True,
+    )
+    p.flag(
+        "webhook-allow-private",
+        False,
+        "let webhooks call loopback and private addresses (a local, trusted setup)",
+        type=bool,
+    )
+    p.flag(
+        "webhook-timeout-seconds",
+        10.0,
+        "time a webhook receiver has to answer",
+        type=float,
+        minimum=0.1,
+    )
+    p.flag("webhook-max-attempts", 6, "deliveries tried per webhook", type=int, minimum=1)
+
+
 def _upload_flags(p: EnvParser) -> None:
     """Limits on what clients may send: uploads, inline files, recording length."""
     p.flag(
         "upload-dir",
-        str(Path(tempfile.gettempdir()) / "whospoke-uploads"),
-        "where uploads are stored; jobs keep their decoded audio in its spool/ (115 MB per hour)",
+        "",
+        "where uploads are stored (default DATA_DIR/uploads); jobs keep their decoded audio in "
+        "its spool/ (115 MB per hour)",
     )
     p.flag("max-upload-bytes", 2048 * MiB, "largest upload accepted", type=int, minimum=1)
     p.flag(
@@ -157,13 +261,27 @@ def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
             tls_server_name=args.backend_tls_server_name,
         ),
         uploads=UploadsConfig(
-            directory=Path(args.upload_dir),
+            directory=Path(args.upload_dir or Path(args.data_dir) / "uploads"),
             max_bytes=args.max_upload_bytes,
             ttl_seconds=args.upload_ttl_seconds,
             max_total_bytes=args.max_upload_total_bytes,
             max_client_bytes=args.max_client_upload_bytes,
             max_concurrent=args.max_concurrent_uploads,
             max_client_concurrent=args.max_client_concurrent_uploads,
+        ),
+        jobs=JobsConfig(
+            data_dir=Path(args.data_dir),
+            database=args.jobs_db,
+            replica=args.replica_id or default_replica(),
+            lease_seconds=args.job_lease_seconds,
+            max_attempts=args.job_max_attempts,
+            result_ttl_seconds=args.job_result_ttl_seconds,
+            poll_seconds=args.job_poll_seconds,
+            max_queued=args.max_queued_durable_jobs,
+            webhook_secret=args.webhook_secret,
+            webhook_allow_private=args.webhook_allow_private,
+            webhook_timeout_seconds=args.webhook_timeout_seconds,
+            webhook_max_attempts=args.webhook_max_attempts,
         ),
         max_concurrent_jobs=args.max_concurrent_jobs,
         max_queued_jobs=args.max_queued_jobs,

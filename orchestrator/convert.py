@@ -84,6 +84,7 @@ def result_to_pb(result: JobResult) -> pb.ProcessResult:
             embedding_model=embedding_model,
         ),
         warnings=[warning_to_pb(w) for w in result.warnings],
+        devices=result.devices,
     )
 
 

@@ -37,11 +37,15 @@ class Progressed:
 class TranscriptDone:
     language: str
     model: str
+    device: audio_pb2.DeviceStats | None = None
+    """GPU use while transcribing (`backend` set); None when the transcriber ran on the CPU."""
 
 
 @dataclass(frozen=True)
 class DiarizationDone:
     output: DiarizationOutput
+    device: audio_pb2.DeviceStats | None = None
+    """GPU use while diarizing (`backend` set); None when the diarizer ran on the CPU."""
 
 
 TranscriptEvent = Progressed | Segment | SpeechWarning | TranscriptDone

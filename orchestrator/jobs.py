@@ -42,6 +42,7 @@ from whospoke.common.errors import InvalidArgument, NotFound, WhospokeError
 from whospoke.common.limiter import Limiter
 from whospoke.contract.diarization import DiarizationOutput
 from whospoke.contract.transcription import Segment, SpeechWarning
+from whospoke.v1 import audio_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ class JobResult:
     """(transcription, segmentation, embedding) model names."""
     warnings: tuple[JobWarning, ...] = ()
     """Every warning the job sent, in order, so a stored result keeps them."""
+    devices: tuple[audio_pb2.DeviceStats, ...] = ()
+    """GPU use of each backend that ran on a GPU, by backend name."""
 
 
 JobEvent = Queued | StageStarted | ProgressUpdate | Segment | JobWarning | JobResult
@@ -140,6 +143,7 @@ class _State:
     transcription_done: float | None = None
     diarization_done: float | None = None
     diarization_failed: bool = False
+    devices: list[audio_pb2.DeviceStats] = field(default_factory=list)
 
 
 class JobRunner:
@@ -228,6 +232,7 @@ class JobRunner:
             timings=timings,
             models=models,
             warnings=tuple(state.warnings),
+            devices=tuple(sorted(state.devices, key=lambda d: d.backend)),
         )
 
     async def _fan_out(
@@ -245,6 +250,8 @@ class JobRunner:
             streams["diarizer"] = diarization
         async for name, event in interleave(streams):
             now = time.perf_counter()
+            if isinstance(event, TranscriptDone | DiarizationDone) and event.device is not None:
+                state.devices.append(event.device)
             if isinstance(event, JobWarning):
                 state.diarization_done, state.diarization_failed = now, True
                 yield event

@@ -12,21 +12,25 @@ from typing import Any, TypeAlias
 import grpc
 
 from orchestrator import spool
-from orchestrator.config import OrchestratorConfig
+from orchestrator.config import JobsConfig, OrchestratorConfig
 from orchestrator.convert import event_to_pb
-from orchestrator.domain import DiarizerBackend, JobOptions, TranscriberBackend
+from orchestrator.domain import DiarizerBackend, TranscriberBackend
+from orchestrator.durable import DurableJobs
 from orchestrator.jobs import JobRunner, Source
+from orchestrator.jobs_convert import stats_to_pb
+from orchestrator.jobs_server import SERVICE_NAME as JOBS_SERVICE
+from orchestrator.jobs_server import JobsServicer
+from orchestrator.options import options_from_pb
 from orchestrator.quotas import UploadLimits
+from orchestrator.sources import requested_audio
+from orchestrator.store import StoreUnavailable
 from orchestrator.uploads import UploadInfo, UploadStore
 from whospoke.common.auth import client_identity
-from whospoke.common.errors import InvalidArgument
 from whospoke.common.feeder import idle_guarded
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
-from whospoke.contract.diarization import options_from_pb as diarization_options
-from whospoke.contract.transcription import options_from_pb as transcription_options
-from whospoke.v1 import diarizer_pb2, transcriber_pb2
+from whospoke.v1 import jobs_pb2_grpc as jobs_grpc
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 
@@ -57,7 +61,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self._max_audio_seconds = max_audio_seconds
         self._idle_seconds = idle_seconds
         self._trust_tokens = trust_tokens
-        self._runner = JobRunner(transcriber, diarizer, limiter, spool_dir, max_audio_seconds)
+        self.runner = JobRunner(transcriber, diarizer, limiter, spool_dir, max_audio_seconds)
+        self.durable: DurableJobs | None = None
 
     async def Process(
         self, request: pb.ProcessRequest, context: Context
@@ -65,7 +70,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         options = options_from_pb(request.options)
         source = await self._source(request)
         started = time.perf_counter()
-        async for event in self._runner.run(source, options):
+        async for event in self.runner.run(source, options):
             message = event_to_pb(event, time.perf_counter() - started)
             if message.HasField("result"):
                 result = message.result
@@ -75,25 +80,17 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             yield message
 
     async def _source(self, request: pb.ProcessRequest) -> Source:
-        kind = request.WhichOneof("source")
-        if kind == "upload_id":
-            upload_id = request.upload_id
-            info = await asyncio.to_thread(self._uploads.info, upload_id)
-            if info.duration_seconds > self._max_audio_seconds:
-                raise InvalidArgument(
-                    f"upload_id: {info.duration_seconds:.0f} s is longer than the "
-                    f"{self._max_audio_seconds:.0f} s this server accepts"
-                )
-            return partial(self._uploads.path, upload_id)
-        if kind == "audio" and len(request.audio) > self._max_inline_bytes:
-            raise InvalidArgument(
-                f"audio: {len(request.audio)} bytes is above the {self._max_inline_bytes} "
-                "accepted inline; send the file with Upload and pass its upload_id"
-            )
-        if kind == "audio" and request.audio:
-            data = request.audio
-            return lambda: data
-        raise InvalidArgument("audio: give the recording's bytes in `audio` or an `upload_id`")
+        found = await requested_audio(
+            request.WhichOneof("source"),
+            request.audio,
+            request.upload_id,
+            self._uploads,
+            self._max_inline_bytes,
+            self._max_audio_seconds,
+        )
+        if isinstance(found, bytes):
+            return lambda: found
+        return partial(self._uploads.path, found.upload_id)
 
     async def Upload(
         self, request_iterator: AsyncIterator[pb.UploadChunk], context: Context
@@ -122,7 +119,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.GetStatusRequest, context: Context
     ) -> pb.OrchestratorStatus:
         backends = await asyncio.gather(self._transcriber.health(), self._diarizer.health())
-        return pb.OrchestratorStatus(
+        status = pb.OrchestratorStatus(
             backends=[
                 pb.BackendStatus(name=b.name, address=b.address, serving=b.serving, detail=b.detail)
                 for b in backends
@@ -133,34 +130,16 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             max_queued_jobs=self._limiter.max_queued,
             max_upload_bytes=self._uploads.max_bytes,
         )
-
-
-def options_from_pb(options: pb.ProcessOptions) -> JobOptions:
-    """Validate with the backends' own rules, naming `options.*` fields."""
-    if options.skip_transcription and options.skip_diarization:
-        raise InvalidArgument(
-            "options.skip_transcription: cannot skip both transcription and diarization"
-        )
-    transcription = transcriber_pb2.TranscriptionConfig(
-        language=options.language,
-        task=options.task,
-        beam_size=options.beam_size,
-        initial_prompt=options.initial_prompt,
-        hotwords=options.hotwords,
-    )
-    if options.HasField("word_timestamps"):
-        transcription.word_timestamps = options.word_timestamps
-    diarization = diarizer_pb2.DiarizationConfig()
-    for name in ("num_speakers", "min_speakers", "max_speakers"):
-        if options.HasField(name):
-            setattr(diarization, name, getattr(options, name))
-    return JobOptions(
-        transcription=transcription_options(transcription, default_beam=0, field="options"),
-        diarization=diarization_options(diarization, field="options"),
-        skip_transcription=options.skip_transcription,
-        skip_diarization=options.skip_diarization,
-        require_diarization=options.require_diarization,
-    )
+        if self.durable is not None:
+            queue = self.durable.queue
+            try:
+                stats = await queue.refresh_stats()
+            except StoreUnavailable:
+                stats = queue.state.stats  # the last known figures; health says why
+            status.job_queue.CopyFrom(
+                stats_to_pb(stats, self.durable.store.kind, queue.state.running_here)
+            )
+        return status
 
 
 def upload_info_pb(info: UploadInfo) -> pb.UploadInfo:
@@ -181,20 +160,16 @@ def build_spec(
     metrics: Metrics,
 ) -> ServiceSpec:
     """Wire backends into a servicer; tests pass fake backends here."""
-    limiter = Limiter(
-        config.max_concurrent_jobs, config.max_queued_jobs, on_change=metrics.set_load
-    )
+    durable: list[DurableJobs] = []
+
+    def on_load_change(running: int, queued: int) -> None:
+        metrics.set_load(running, queued)
+        for jobs in durable:
+            jobs.queue.wake()  # a slot may have come free for a durable job
+
+    limiter = Limiter(config.max_concurrent_jobs, config.max_queued_jobs, on_change=on_load_change)
     u = config.uploads
-    limits = UploadLimits(
-        max_bytes=u.max_bytes,
-        max_total_bytes=u.max_total_bytes,
-        max_client_bytes=u.max_client_bytes,
-        max_concurrent=u.max_concurrent,
-        max_client_concurrent=u.max_client_concurrent,
-        ttl_seconds=u.ttl_seconds,
-        max_audio_seconds=config.max_audio_seconds,
-    )
-    uploads = UploadStore(u.directory, limits)
+    uploads = _upload_store(config)
     spool_dir = u.directory / "spool"
     servicer = OrchestratorServicer(
         transcriber,
@@ -208,12 +183,52 @@ def build_spec(
         idle_seconds=config.server.stream_idle_seconds,
         trust_tokens=bool(config.server.auth_tokens),
     )
+    servicer.durable = DurableJobs(
+        config.jobs or JobsConfig(data_dir=u.directory / "jobs"),
+        servicer.runner,
+        limiter,
+        spool_dir,
+        metrics,
+    )
+    durable.append(servicer.durable)
+    jobs_servicer = _jobs_servicer(config, servicer.durable, uploads)
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_OrchestratorServicer_to_server(servicer, server)
+        jobs_grpc.add_JobsServicer_to_server(jobs_servicer, server)
 
     def load() -> None:
         uploads.load()
         spool.clear(spool_dir)
+        durable[0].load()
 
-    return ServiceSpec("orchestrator", [SERVICE_NAME], register, load)
+    return ServiceSpec(
+        "orchestrator", [SERVICE_NAME, JOBS_SERVICE], register, load, background=durable[0]
+    )
+
+
+def _upload_store(config: OrchestratorConfig) -> UploadStore:
+    u = config.uploads
+    limits = UploadLimits(
+        max_bytes=u.max_bytes,
+        max_total_bytes=u.max_total_bytes,
+        max_client_bytes=u.max_client_bytes,
+        max_concurrent=u.max_concurrent,
+        max_client_concurrent=u.max_client_concurrent,
+        ttl_seconds=u.ttl_seconds,
+        max_audio_seconds=config.max_audio_seconds,
+    )
+    return UploadStore(u.directory, limits)
+
+
+def _jobs_servicer(
+    config: OrchestratorConfig, durable: DurableJobs, uploads: UploadStore
+) -> JobsServicer:
+    return JobsServicer(
+        durable.queue,
+        uploads,
+        durable.validate_webhook,
+        max_inline_bytes=config.max_inline_bytes,
+        max_audio_seconds=config.max_audio_seconds,
+        trust_tokens=bool(config.server.auth_tokens),
+    )

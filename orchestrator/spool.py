@@ -102,10 +102,12 @@ async def spool(
 
 
 def clear(directory: Path) -> None:
-    """Create the spool directory, removing files a crashed process left there."""
+    """Create the spool directory, removing files a crashed process left there (decoded
+    audio, and durable jobs' audio copied out of the store)."""
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.pcm"):
-        stale.unlink(missing_ok=True)
+    for pattern in ("*.pcm", "job-*.src"):
+        for stale in directory.glob(pattern):
+            stale.unlink(missing_ok=True)
 
 
 def _write(

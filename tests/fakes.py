@@ -335,7 +335,7 @@ async def serving(
     metrics = metrics or Metrics("orchestrator")
     spec = build_spec(config, transcriber, diarizer, metrics)
     running = await start_server(config.server, spec, metrics)
-    await running.set_serving(True)
+    await running.load()
     try:
         yield running.port
     finally:

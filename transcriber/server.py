@@ -5,7 +5,9 @@ validates chunks and feeds the session (pausing when too much audio is buffered,
 which pushes back on the client through gRPC flow control), while the response
 loop runs the session in a worker thread whenever new audio has arrived. The
 session's segments, warnings and progress markers become responses in the order
-it yields them.
+it yields them. On a GPU, the device is sampled (`whospoke.common.gpu`) while
+the stream is transcribed and the summary carries the figures; on the CPU its
+`device` stays unset.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from transcriber.config import TranscriberConfig
 from transcriber.domain import Transcribed, TranscriptionEngine, TranscriptionSession
 from whospoke.common.errors import Unavailable
 from whospoke.common.feeder import StreamLimits
+from whospoke.common.gpu import PROCESS_MONITOR, GpuMonitor, cuda_index
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
@@ -49,8 +52,10 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
         model_name: str,
         default_beam_size: int = 5,
         limits: StreamLimits,
+        gpu: GpuMonitor = PROCESS_MONITOR,
     ) -> None:
         self._engine = engine
+        self._gpu = gpu
         self._limiter = limiter
         self._metrics = metrics
         self._model_name = model_name
@@ -92,12 +97,14 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
             def position() -> float:
                 return session.received_seconds + session.transcribed_seconds
 
-            stream = run_session(session, requests, self._limits, "TranscribeRequest", position)
-            async with aclosing(stream):
-                async for item in stream:
-                    if isinstance(item, Segment):
-                        count += 1
-                    yield _response(item, session)
+            info = self._engine.info()
+            async with self._gpu.watch(cuda_index(info.device, info.device_index)) as gpu:
+                stream = run_session(session, requests, self._limits, "TranscribeRequest", position)
+                async with aclosing(stream):
+                    async for item in stream:
+                        if isinstance(item, Segment):
+                            count += 1
+                        yield _response(item, session)
             elapsed = time.perf_counter() - started
             self._metrics.record_job(session.received_seconds, elapsed)
             language, probability = session.language
@@ -109,6 +116,7 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
                     processing_seconds=elapsed,
                     model=self._model_name,
                     segment_count=count,
+                    device=gpu.stats,
                 )
             )
 
@@ -131,9 +139,12 @@ def _response(
 
 
 def build_spec(
-    config: TranscriberConfig, engine: TranscriptionEngine, metrics: Metrics
+    config: TranscriberConfig,
+    engine: TranscriptionEngine,
+    metrics: Metrics,
+    gpu: GpuMonitor = PROCESS_MONITOR,
 ) -> ServiceSpec:
-    """Wire an engine into a servicer; tests pass a fake engine here."""
+    """Wire an engine into a servicer; tests pass a fake engine (and fake NVML) here."""
     admission = StreamAdmission.of(config, metrics)
     servicer = TranscriberServicer(
         engine,
@@ -142,6 +153,7 @@ def build_spec(
         model_name=config.model.model,
         default_beam_size=config.model.default_beam_size,
         limits=admission.limits,
+        gpu=gpu,
     )
 
     def register(server: grpc.aio.Server) -> None:

@@ -48,9 +48,11 @@ def taken(port: int) -> bool:
         return False
 
 
-def environment() -> dict[str, str]:
+def environment(data_dir: Path) -> dict[str, str]:
+    """No WHOSPOKE_* settings of the caller's, and jobs kept in the test's own folder."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith("WHOSPOKE_")}
-    return {**keep, "PYANNOTE_METRICS_ENABLED": "false", "HF_HUB_OFFLINE": "1"}
+    extra = {"WHOSPOKE_DATA_DIR": str(data_dir)}
+    return {**keep, **extra, "PYANNOTE_METRICS_ENABLED": "false", "HF_HUB_OFFLINE": "1"}
 
 
 def all_serving(address: str) -> bool:
@@ -112,7 +114,7 @@ def test_readme_stack_blocks_run_on_whospoke_serve(tmp_path: Path) -> None:
     serve = subprocess.Popen(
         ["bash", "-eu", "-o", "pipefail", "-c", SERVE[0].script],
         cwd=work,
-        env=environment(),
+        env=environment(tmp_path / "data"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -128,7 +130,7 @@ def test_readme_stack_blocks_run_on_whospoke_serve(tmp_path: Path) -> None:
             done = subprocess.run(
                 ["bash", "-eu", "-o", "pipefail", "-c", block.script],
                 cwd=work,
-                env=environment(),
+                env=environment(tmp_path / "data"),
                 capture_output=True,
                 text=True,
                 timeout=120,

@@ -221,7 +221,8 @@ def test_server_errors_are_one_line_with_a_hint(
 def test_usage_errors_from_argparse_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run([]) == 2
     assert stderr_lines(capsys) == [
-        "whospoke: error: the following arguments are required: {serve,process,health}. "
+        "whospoke: error: the following arguments are required: "
+        "{serve,process,health,submit,job,jobs,cancel}. "
         "See `whospoke --help`."
     ]
     assert cli.run(["process", "x.wav", "--format", "docx"]) == 2

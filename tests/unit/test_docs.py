@@ -193,7 +193,10 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")
 def test_cli_flags_are_documented_and_documented_flags_exist() -> None:
     text = (ROOT / "README.md").read_text()
     spans = " ".join(readme.inline_code())
-    helps = {command: cli_help(*command.split()) for command in ("", "serve", "process", "health")}
+    helps = {
+        command: cli_help(*command.split())
+        for command in ("", "serve", "process", "health", "submit", "job", "jobs", "cancel")
+    }
     real = {flag for h in helps.values() for flag in FLAG.findall(h)} - {"--help"}
     undocumented = sorted(f for f in real if f not in FLAG.findall(spans))
     assert not undocumented, f"document these CLI flags in README.md: {undocumented}"

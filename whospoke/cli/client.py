@@ -110,7 +110,7 @@ async def upload(
     return response.upload_id
 
 
-def _rpc_error(error: grpc.aio.AioRpcError, conn: Connection, timeout: float | None) -> CliError:
+def rpc_error(error: grpc.aio.AioRpcError, conn: Connection, timeout: float | None) -> CliError:
     return from_rpc(error, conn.server, tls=conn.tls, timeout=timeout, token=bool(conn.token))
 
 
@@ -121,20 +121,39 @@ async def process(job: Job) -> int:
     try:
         result = await _call(job, console, failed)
     except grpc.aio.AioRpcError as error:
-        raise _rpc_error(error, job.connection, job.timeout) from error
-    text = render(result, job.format, uri=job.path.stem)
-    if job.output is not None:
+        raise rpc_error(error, job.connection, job.timeout) from error
+    written = Written(job.format, job.output, job.allow_partial, uri=job.path.stem)
+    return await write_result(result, written, console, failed)
+
+
+@dataclass(frozen=True)
+class Written:
+    """Where and how a result is written: `process`, `submit --wait` and `job`."""
+
+    format: str
+    output: Path | None
+    allow_partial: bool
+    uri: str = "audio"
+    """The recording's name in RTTM output."""
+
+
+async def write_result(
+    result: pb.ProcessResult, how: Written, console: Console, failed: list[str]
+) -> int:
+    """Render and write `result`; exit 3 (PARTIAL) when a stage in `failed` is missing."""
+    text = render(result, how.format, uri=how.uri)
+    if how.output is not None:
         try:
-            await asyncio.to_thread(job.output.write_text, text)
+            await asyncio.to_thread(how.output.write_text, text)
         except OSError as error:
             raise UsageError(
-                f"cannot write --output {job.output} ({error.strerror})", "Check the path."
+                f"cannot write --output {how.output} ({error.strerror})", "Check the path."
             ) from None
-        console.print(f"wrote {job.output}", markup=False, highlight=False)
+        console.print(f"wrote {how.output}", markup=False, highlight=False)
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    if failed and not job.allow_partial:
+    if failed and not how.allow_partial:
         print(
             f"whospoke: partial result: {' and '.join(failed)} failed, so the output has no "
             f"{' and no '.join(LACKS.get(stage, stage) for stage in failed)} (exit 3). "
@@ -161,7 +180,7 @@ async def _call(job: Job, console: Console, failed: list[str]) -> pb.ProcessResu
             request.audio = await asyncio.to_thread(read_input, job.path)
         result: pb.ProcessResult | None = None
         try:
-            with ProgressView(console, _warner(console, job.quiet)) as view:
+            with ProgressView(console, warner(console, job.quiet)) as view:
                 call = stub.Process(request, timeout=job.timeout, metadata=conn.metadata)
                 async for event in call:
                     view.show(event)
@@ -184,7 +203,7 @@ async def _call(job: Job, console: Console, failed: list[str]) -> pb.ProcessResu
     return result
 
 
-def _warner(console: Console, quiet: bool) -> ProgressWarn:
+def warner(console: Console, quiet: bool) -> ProgressWarn:
     """Warnings always show: above the progress rows, or as plain lines with --quiet."""
     if quiet:
         return lambda line: print(line, file=sys.stderr)
@@ -203,7 +222,7 @@ async def health(conn: Connection, seconds: float) -> int:
                 pb.GetStatusRequest(), timeout=seconds, metadata=conn.metadata
             )
         except grpc.aio.AioRpcError as error:
-            raise _rpc_error(error, conn, seconds) from error
+            raise rpc_error(error, conn, seconds) from error
     serving = reply.status == health_pb2.HealthCheckResponse.SERVING
     ok = serving and all(b.serving for b in status.backends)
     console.print(f"orchestrator {conn.server}: {'SERVING' if serving else 'NOT_SERVING'}")

@@ -66,22 +66,34 @@ def from_rpc(
 
     code = error.code()
     details = one_line(error.details() or "")
-    from_backend = details.startswith(BACKENDS)
     if code == grpc.StatusCode.UNAVAILABLE and _connection_failure(details):
         return _unreachable(details, server, tls)
+    return status_error(code.name, details, server, timeout=timeout, token=token)
+
+
+def status_error(
+    code: str, details: str, server: str, *, timeout: float | None = None, token: bool = False
+) -> CliError:
+    """A status by name (a failed call's, or a failed job's `JobError.code`), with its hint.
+
+    A job that failed on the server ends the way its `Process` call would have, so
+    `whospoke job` reports it in the same words as `whospoke process`.
+    """
+    details = one_line(details)
+    from_backend = details.startswith(BACKENDS)
     hint = ""
-    if code == grpc.StatusCode.UNIMPLEMENTED and not from_backend:
+    if code == "UNIMPLEMENTED" and not from_backend:
         hint = (
             f"{server} is not an orchestrator: is it a transcriber or diarizer port? "
             f"The orchestrator listens on {DEFAULT_PORT} by default."
         )
-    elif code == grpc.StatusCode.UNAUTHENTICATED:
+    elif code == "UNAUTHENTICATED":
         hint = (
             "The token was refused: check --token or WHOSPOKE_TOKEN."
             if token
             else "Pass --token or set WHOSPOKE_TOKEN."
         )
-    elif code == grpc.StatusCode.DEADLINE_EXCEEDED and not from_backend:
+    elif code == "DEADLINE_EXCEEDED" and not from_backend:
         hint = (
             f"The call ran past --timeout {timeout:g} s: raise it, or leave it out."
             if timeout is not None
@@ -90,7 +102,7 @@ def from_rpc(
     elif from_backend:
         backend = details.split(":", 1)[0]
         hint = f"The orchestrator's {backend} failed: see `whospoke health --server {server}`."
-    return CliError(f"{code.name}: {details or 'no details'}", hint)
+    return CliError(f"{code}: {details or 'no details'}", hint)
 
 
 _CONNECTING = (

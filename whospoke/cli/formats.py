@@ -4,67 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
+from whospoke.contract.results import result_to_dict as to_dict
 from whospoke.v1 import orchestrator_pb2 as pb
 
 FORMATS = ("json", "srt", "vtt", "rttm", "txt")
-
-
-def to_dict(result: pb.ProcessResult) -> dict[str, Any]:
-    """The JSON shape: times in seconds, every word with its speaker."""
-    return {
-        "text": result.text,
-        "language": result.language,
-        "duration": result.audio_duration_seconds,
-        "segments": [
-            {
-                "start": s.start_seconds,
-                "end": s.end_seconds,
-                "speaker": s.speaker or None,
-                "text": s.text,
-                "words": [
-                    {
-                        "start": w.start_seconds,
-                        "end": w.end_seconds,
-                        "word": w.text.strip(),
-                        "probability": round(w.probability, 4),
-                        "speaker": w.speaker or None,
-                    }
-                    for w in s.words
-                ],
-            }
-            for s in result.segments
-        ],
-        "transcription_segments": [
-            {"start": s.start_seconds, "end": s.end_seconds, "text": s.text.strip()}
-            for s in result.transcription_segments
-        ],
-        "diarization_segments": [
-            {"start": t.start_seconds, "end": t.end_seconds, "speaker": t.speaker}
-            for t in result.diarization_turns
-        ],
-        "speakers": [
-            {"speaker": s.speaker, "speech_seconds": s.speech_seconds} for s in result.speakers
-        ],
-        "warnings": [
-            {"code": w.code, "message": w.message, "start": w.start_seconds, "end": w.end_seconds}
-            for w in result.warnings
-        ],
-        "timings": {
-            "queued": result.timings.queued_seconds,
-            "decoding": result.timings.decoding_seconds,
-            "transcription": result.timings.transcription_seconds,
-            "diarization": result.timings.diarization_seconds,
-            "merge": result.timings.merge_seconds,
-            "total": result.timings.total_seconds,
-        },
-        "models": {
-            "transcription": result.models.transcription_model,
-            "segmentation": result.models.segmentation_model,
-            "embedding": result.models.embedding_model,
-        },
-    }
 
 
 def _clock(seconds: float, separator: str) -> str:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 
 from whospoke.cli.errors import CliError, UsageError
+from whospoke.common.paths import default_data_dir
 from whospoke.common.procs import PortUnusable, ServiceFailed, ServiceProcess, check_port
 
 STARTUP_SECONDS = 600.0
@@ -79,8 +82,38 @@ def check_ports(host: str, ports: Ports) -> None:
             ) from None
 
 
-def start_all(host: str, ports: Ports, model: str, threads: int) -> list[ServiceProcess]:
+def data_dir(args: argparse.Namespace) -> Path:
+    """`--data-dir`, else `$WHOSPOKE_DATA_DIR`, else the user's data directory.
+
+    Jobs live there (database and audio) so that stopping and starting `serve`
+    keeps them; the orchestrator creates it. A path that is a file is a usage
+    error now rather than a failed orchestrator later.
+    """
+    raw = args.data_dir or os.environ.get("WHOSPOKE_DATA_DIR", "").strip()
+    path = Path(raw).expanduser() if raw else default_data_dir()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--data-dir {path} is not a directory", "Give a directory.")
+    return path.absolute()
+
+
+def orchestrator_flags(transcriber: str, diarizer: str, data: Path | None) -> list[str]:
+    """The orchestrator's command line under `serve`: its backends and where jobs live.
+
+    Webhooks to private addresses are allowed: on one machine, the receiver is
+    usually on loopback too.
+    """
+    flags = ["--transcriber", transcriber, "--diarizer", diarizer]
+    if data is not None:
+        flags += ["--data-dir", str(data)]
+    return [*flags, "--webhook-allow-private"]
+
+
+def start_all(
+    host: str, ports: Ports, model: str, threads: int, data: Path | None = None
+) -> list[ServiceProcess]:
     """Start transcriber, diarizer and orchestrator (backends first) as subprocesses.
+
+    `data` is the orchestrator's `--data-dir` (None: the orchestrator's default).
 
     If one cannot be started, those already running are stopped before the error
     propagates: `serve` never leaves a child behind.
@@ -94,11 +127,11 @@ def start_all(host: str, ports: Ports, model: str, threads: int) -> list[Service
             started.append(
                 ServiceProcess.start(name, flags, ports.grpc[name], ports.metrics[name], host)
             )
-        backends = ["--transcriber", started[0].address, "--diarizer", started[1].address]
+        flags = orchestrator_flags(started[0].address, started[1].address, data)
         started.append(
             ServiceProcess.start(
                 "orchestrator",
-                backends,
+                flags,
                 ports.grpc["orchestrator"],
                 ports.metrics["orchestrator"],
                 host,
@@ -136,9 +169,10 @@ async def wait_all(services: Sequence[ServiceProcess]) -> None:
 
 async def serve(args: argparse.Namespace) -> int:
     ports = plan_ports(args)
+    data = await asyncio.to_thread(data_dir, args)
     await asyncio.to_thread(check_ports, args.host, ports)
     console = Console(stderr=True, highlight=False)
-    services = start_all(args.host, ports, args.model, args.threads)
+    services = start_all(args.host, ports, args.model, args.threads, data)
     try:
         with console.status("loading models (Whisper and pyannote)..."):
             await wait_all(services)
@@ -146,6 +180,7 @@ async def serve(args: argparse.Namespace) -> int:
             metrics = f"metrics :{s.metrics_port}" if s.metrics_port else "metrics off"
             line = f"{s.name:<13} {s.address}  {metrics}  log {s.log_path}"
             console.print(line, markup=False, soft_wrap=True)
+        console.print(f"{'jobs':<13} {data}", markup=False, soft_wrap=True)
         console.print(
             f"[bold green]ready[/]: whospoke process FILE --server {services[-1].address}"
             "  (Ctrl-C stops)",

@@ -43,10 +43,12 @@ class EnvParser(argparse.ArgumentParser):
         choices: list[str] | None = None,
         minimum: float | None = None,
         maximum: float | None = None,
+        secret: bool = False,
     ) -> None:
         """Add `--name`, whose default comes from `<PREFIX>_<NAME>` when that is set.
 
-        `minimum` and `maximum` bound numeric values (inclusive).
+        `minimum` and `maximum` bound numeric values (inclusive). A `secret`'s value
+        (from the environment) is never shown by `--help`.
         """
         env = f"{self.env_prefix}_{name.upper().replace('-', '_')}"
         self.env_vars[name] = env
@@ -58,7 +60,7 @@ class EnvParser(argparse.ArgumentParser):
                 value = parse(raw)
             except (argparse.ArgumentTypeError, ValueError) as error:
                 self._env_errors.append(f"--{name} (from {env}={raw!r}): {error}")
-        where = f"{help} [env {env}]"
+        where = f"{help} [env {env}]" + ("%(default).0s" if secret else "")
         if type is bool:
             self.add_argument(
                 f"--{name}", default=value, action=argparse.BooleanOptionalAction, help=where

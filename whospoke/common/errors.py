@@ -163,3 +163,15 @@ def quoted(value: str, limit: int = 40) -> str:
     if len(value) <= limit:
         return repr(value)
     return f"{value[:limit]!r}… ({len(value)} characters)"
+
+
+def error_for_code(code_name: str, message: str) -> WhospokeError:
+    """Rebuild an error from a stored status code name (a durable job's failure), so a
+    client watching the job gets the status `Process` would have ended with."""
+    code = getattr(grpc.StatusCode, code_name, grpc.StatusCode.INTERNAL)
+    cls = _BY_CODE.get(code)
+    if cls is not None:
+        return cls(message)
+    error = WhospokeError(message)
+    error.code = code
+    return error

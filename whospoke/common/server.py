@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -31,6 +32,18 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+class Background(Protocol):
+    """Work a service does besides answering calls (the orchestrator's job queue)."""
+
+    async def start(self) -> None:
+        """Begin, once loading has succeeded; returns at once."""
+        ...
+
+    async def stop(self, grace: float) -> None:
+        """End within about `grace` seconds, leaving nothing half-done that cannot resume."""
+        ...
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """What a service adds to the shared server."""
@@ -43,6 +56,8 @@ class ServiceSpec:
     """Adds the servicers to the server."""
     load: Callable[[], None]
     """Loads the model(s); blocking, so it runs in a worker thread."""
+    background: Background | None = None
+    """Started after `load`, stopped with the server."""
 
 
 class RunningServer:
@@ -56,6 +71,8 @@ class RunningServer:
         self.spec = spec
         self.metrics = metrics
         self.health = health.aio.HealthServicer()
+        self._background_started = False
+        self._stopping = False
 
     async def set_serving(self, serving: bool) -> None:
         status = SERVING if serving else NOT_SERVING
@@ -69,12 +86,21 @@ class RunningServer:
         elapsed = time.perf_counter() - start
         self.metrics.model_load_seconds.labels(self.spec.name).set(elapsed)
         logger.info("%s: model loaded in %.1f s; serving", self.spec.name, elapsed)
+        if self.spec.background is not None and not self._stopping:
+            await self.spec.background.start()
+            self._background_started = True
         await self.set_serving(True)
 
     async def stop(self, grace: float) -> None:
-        """NOT_SERVING first, then let in-flight calls finish within `grace` seconds."""
+        """NOT_SERVING first, then let in-flight calls and background work finish within
+        `grace` seconds (both at once)."""
+        self._stopping = True  # a load still running must not start the background now
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        background = self.spec.background
+        if background is not None and self._background_started:
+            await asyncio.gather(self.server.stop(grace), background.stop(grace))
+        else:
+            await self.server.stop(grace)
 
 
 async def start_server(config: ServerConfig, spec: ServiceSpec, metrics: Metrics) -> RunningServer:

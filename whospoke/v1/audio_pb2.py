@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17whospoke/v1/audio.proto\x12\x0bwhospoke.v1\"7\n\nAudioChunk\x12\x11\n\tpcm_s16le\x18\x01 \x01(\x0c\x12\x16\n\x0eoffset_samples\x18\x02 \x01(\x03\x42O\n\x0f\x64\x65v.whospoke.v1P\x01Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17whospoke/v1/audio.proto\x12\x0bwhospoke.v1\"7\n\nAudioChunk\x12\x11\n\tpcm_s16le\x18\x01 \x01(\x0c\x12\x16\n\x0eoffset_samples\x18\x02 \x01(\x03\"\x91\x02\n\x0b\x44\x65viceStats\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x11\n\tgpu_index\x18\x02 \x01(\r\x12\x10\n\x08gpu_name\x18\x03 \x01(\t\x12\x1f\n\x17utilization_percent_avg\x18\x04 \x01(\x01\x12\x1f\n\x17utilization_percent_max\x18\x05 \x01(\x01\x12\x1d\n\x15memory_used_bytes_avg\x18\x06 \x01(\x04\x12\x1d\n\x15memory_used_bytes_max\x18\x07 \x01(\x04\x12\x1a\n\x12memory_total_bytes\x18\x08 \x01(\x04\x12\x0f\n\x07samples\x18\t \x01(\r\x12\x1f\n\x17sample_interval_seconds\x18\n \x01(\x01\x42O\n\x0f\x64\x65v.whospoke.v1P\x01Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,4 +34,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.whospoke.v1P\001Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1'
   _globals['_AUDIOCHUNK']._serialized_start=40
   _globals['_AUDIOCHUNK']._serialized_end=95
+  _globals['_DEVICESTATS']._serialized_start=98
+  _globals['_DEVICESTATS']._serialized_end=371
 # @@protoc_insertion_point(module_scope)

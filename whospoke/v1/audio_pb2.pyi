@@ -50,3 +50,65 @@ class AudioChunk(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AudioChunk: _TypeAlias = AudioChunk  # noqa: Y015
+
+@_typing.final
+class DeviceStats(_message.Message):
+    """How a backend used its GPU while it worked on one stream, sampled through
+    NVML. Absent (not zero) when the backend runs on the CPU.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    GPU_INDEX_FIELD_NUMBER: _builtins.int
+    GPU_NAME_FIELD_NUMBER: _builtins.int
+    UTILIZATION_PERCENT_AVG_FIELD_NUMBER: _builtins.int
+    UTILIZATION_PERCENT_MAX_FIELD_NUMBER: _builtins.int
+    MEMORY_USED_BYTES_AVG_FIELD_NUMBER: _builtins.int
+    MEMORY_USED_BYTES_MAX_FIELD_NUMBER: _builtins.int
+    MEMORY_TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    SAMPLES_FIELD_NUMBER: _builtins.int
+    SAMPLE_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    """Which service: "transcriber" or "diarizer" (set by the orchestrator)."""
+    gpu_index: _builtins.int
+    """CUDA device index the backend runs on."""
+    gpu_name: _builtins.str
+    """Device name as NVML reports it, such as "NVIDIA H100 80GB HBM3"."""
+    utilization_percent_avg: _builtins.float
+    """Mean GPU utilisation over the samples, percent 0 to 100 (the whole
+    device's, other processes included).
+    """
+    utilization_percent_max: _builtins.float
+    """Highest GPU utilisation sampled, percent 0 to 100."""
+    memory_used_bytes_avg: _builtins.int
+    """Mean device memory in use over the samples, in bytes."""
+    memory_used_bytes_max: _builtins.int
+    """Most device memory in use at a sample, in bytes."""
+    memory_total_bytes: _builtins.int
+    """Device memory in all, in bytes."""
+    samples: _builtins.int
+    """Number of samples taken."""
+    sample_interval_seconds: _builtins.float
+    """Seconds between samples."""
+    def __init__(
+        self,
+        *,
+        backend: _builtins.str = ...,
+        gpu_index: _builtins.int = ...,
+        gpu_name: _builtins.str = ...,
+        utilization_percent_avg: _builtins.float = ...,
+        utilization_percent_max: _builtins.float = ...,
+        memory_used_bytes_avg: _builtins.int = ...,
+        memory_used_bytes_max: _builtins.int = ...,
+        memory_total_bytes: _builtins.int = ...,
+        samples: _builtins.int = ...,
+        sample_interval_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "gpu_index", b"gpu_index", "gpu_name", b"gpu_name", "memory_total_bytes", b"memory_total_bytes", "memory_used_bytes_avg", b"memory_used_bytes_avg", "memory_used_bytes_max", b"memory_used_bytes_max", "sample_interval_seconds", b"sample_interval_seconds", "samples", b"samples", "utilization_percent_avg", b"utilization_percent_avg", "utilization_percent_max", b"utilization_percent_max"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceStats: _TypeAlias = DeviceStats  # noqa: Y015

@@ -264,6 +264,7 @@ class DiarizationResult(_message.Message):
     SPEAKERS_FIELD_NUMBER: _builtins.int
     AUDIO_DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     PROCESSING_SECONDS_FIELD_NUMBER: _builtins.int
+    DEVICE_FIELD_NUMBER: _builtins.int
     audio_duration_seconds: _builtins.float
     """Length of the audio received, in seconds."""
     processing_seconds: _builtins.float
@@ -280,6 +281,10 @@ class DiarizationResult(_message.Message):
     def speakers(self) -> _containers.RepeatedCompositeFieldContainer[Global___SpeakerSummary]:
         """One entry per speaker, in label order."""
 
+    @_builtins.property
+    def device(self) -> _audio_pb2.DeviceStats:
+        """GPU use while this stream was diarized; absent on the CPU."""
+
     def __init__(
         self,
         *,
@@ -288,10 +293,11 @@ class DiarizationResult(_message.Message):
         speakers: _abc.Iterable[Global___SpeakerSummary] | None = ...,
         audio_duration_seconds: _builtins.float = ...,
         processing_seconds: _builtins.float = ...,
+        device: _audio_pb2.DeviceStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "exclusive_turns", b"exclusive_turns", "processing_seconds", b"processing_seconds", "speakers", b"speakers", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "device", b"device", "exclusive_turns", b"exclusive_turns", "processing_seconds", b"processing_seconds", "speakers", b"speakers", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from whospoke.v1 import audio_pb2 as whospoke_dot_v1_dot_audio__pb2
 from whospoke.v1 import diarizer_pb2 as whospoke_dot_v1_dot_diarizer__pb2
 from whospoke.v1 import transcriber_pb2 as whospoke_dot_v1_dot_transcriber__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewhospoke/v1/orchestrator.proto\x12\x0bwhospoke.v1\x1a\x1awhospoke/v1/diarizer.proto\x1a\x1dwhospoke/v1/transcriber.proto\"n\n\x0eProcessRequest\x12\x0f\n\x05\x61udio\x18\x01 \x01(\x0cH\x00\x12\x13\n\tupload_id\x18\x02 \x01(\tH\x00\x12,\n\x07options\x18\x03 \x01(\x0b\x32\x1b.whospoke.v1.ProcessOptionsB\x08\n\x06source\"\x89\x03\n\x0eProcessOptions\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0e\x32\x11.whospoke.v1.Task\x12\x1c\n\x0fword_timestamps\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x19\n\x0cnum_speakers\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x19\n\x0cmin_speakers\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x19\n\x0cmax_speakers\x18\x06 \x01(\x05H\x03\x88\x01\x01\x12\x18\n\x10skip_diarization\x18\x07 \x01(\x08\x12\x1a\n\x12skip_transcription\x18\x08 \x01(\x08\x12\x16\n\x0einitial_prompt\x18\t \x01(\t\x12\x10\n\x08hotwords\x18\n \x01(\t\x12\x11\n\tbeam_size\x18\x0b \x01(\r\x12\x1b\n\x13require_diarization\x18\x0c \x01(\x08\x42\x12\n\x10_word_timestampsB\x0f\n\r_num_speakersB\x0f\n\r_min_speakersB\x0f\n\r_max_speakers\"\xb8\x02\n\x0cProcessEvent\x12\x17\n\x0f\x65lapsed_seconds\x18\x01 \x01(\x01\x12%\n\x06queued\x18\x02 \x01(\x0b\x32\x13.whospoke.v1.QueuedH\x00\x12*\n\x05stage\x18\x03 \x01(\x0b\x32\x19.whospoke.v1.StageStartedH\x00\x12)\n\x08progress\x18\x04 \x01(\x0b\x32\x15.whospoke.v1.ProgressH\x00\x12\x31\n\x07segment\x18\x05 \x01(\x0b\x32\x1e.whospoke.v1.TranscriptSegmentH\x00\x12\'\n\x07warning\x18\x06 \x01(\x0b\x32\x14.whospoke.v1.WarningH\x00\x12,\n\x06result\x18\x07 \x01(\x0b\x32\x1a.whospoke.v1.ProcessResultH\x00\x42\x07\n\x05\x65vent\"\x1a\n\x06Queued\x12\x10\n\x08position\x18\x01 \x01(\r\"Q\n\x0cStageStarted\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.whospoke.v1.Stage\x12\x1e\n\x16\x61udio_duration_seconds\x18\x02 \x01(\x01\"\xb4\x02\n\x08Progress\x12\x1d\n\x15transcription_percent\x18\x01 \x01(\x01\x12\x1b\n\x13\x64iarization_percent\x18\x02 \x01(\x01\x12\x17\n\x0foverall_percent\x18\x03 \x01(\x01\x12%\n\x1dtranscription_elapsed_seconds\x18\x04 \x01(\x01\x12#\n\x1b\x64iarization_elapsed_seconds\x18\x05 \x01(\x01\x12\x15\n\rsegment_count\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x63oding_percent\x18\x07 \x01(\x01\x12 \n\x18\x64\x65\x63oding_elapsed_seconds\x18\x08 \x01(\x01\x12\x1a\n\x12transcription_done\x18\t \x01(\x08\x12\x18\n\x10\x64iarization_done\x18\n \x01(\x08\"T\n\x07Warning\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rstart_seconds\x18\x03 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x04 \x01(\x01\"p\n\x0e\x41ttributedWord\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\x12\x0f\n\x07speaker\x18\x05 \x01(\t\"\x8a\x01\n\x11\x41ttributedSegment\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07speaker\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12*\n\x05words\x18\x05 \x03(\x0b\x32\x1b.whospoke.v1.AttributedWord\"\xa5\x01\n\x07Timings\x12\x16\n\x0equeued_seconds\x18\x01 \x01(\x01\x12\x18\n\x10\x64\x65\x63oding_seconds\x18\x02 \x01(\x01\x12\x1d\n\x15transcription_seconds\x18\x03 \x01(\x01\x12\x1b\n\x13\x64iarization_seconds\x18\x04 \x01(\x01\x12\x15\n\rmerge_seconds\x18\x05 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x06 \x01(\x01\"^\n\nModelsUsed\x12\x1b\n\x13transcription_model\x18\x01 \x01(\t\x12\x1a\n\x12segmentation_model\x18\x02 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\"\xd0\x03\n\rProcessResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x30\n\x08segments\x18\x02 \x03(\x0b\x32\x1e.whospoke.v1.AttributedSegment\x12>\n\x16transcription_segments\x18\x03 \x03(\x0b\x32\x1e.whospoke.v1.TranscriptSegment\x12\x33\n\x11\x64iarization_turns\x18\x04 \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12-\n\x08speakers\x18\x05 \x03(\x0b\x32\x1b.whospoke.v1.SpeakerSummary\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x07 \x01(\x01\x12%\n\x07timings\x18\x08 \x01(\x0b\x32\x14.whospoke.v1.Timings\x12\'\n\x06models\x18\t \x01(\x0b\x32\x17.whospoke.v1.ModelsUsed\x12\x31\n\x0f\x65xclusive_turns\x18\n \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12&\n\x08warnings\x18\x0b \x03(\x0b\x32\x14.whospoke.v1.Warning\"-\n\x0bUploadChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\"J\n\x0eUploadResponse\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12%\n\x04info\x18\x02 \x01(\x0b\x32\x17.whospoke.v1.UploadInfo\"%\n\x10GetUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\x8b\x01\n\nUploadInfo\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x01\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x1a\n\x12\x65xpires_in_seconds\x18\x06 \x01(\x01\"(\n\x13\x44\x65leteUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteUploadResponse\"\x12\n\x10GetStatusRequest\"O\n\rBackendStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07serving\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xbd\x01\n\x12OrchestratorStatus\x12,\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1a.whospoke.v1.BackendStatus\x12\x14\n\x0cjobs_running\x18\x02 \x01(\r\x12\x13\n\x0bjobs_queued\x18\x03 \x01(\r\x12\x1b\n\x13max_concurrent_jobs\x18\x04 \x01(\r\x12\x17\n\x0fmax_queued_jobs\x18\x05 \x01(\r\x12\x18\n\x10max_upload_bytes\x18\x06 \x01(\x04*r\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTAGE_DECODING\x10\x01\x12\x16\n\x12STAGE_TRANSCRIBING\x10\x02\x12\x13\n\x0fSTAGE_DIARIZING\x10\x03\x12\x11\n\rSTAGE_MERGING\x10\x04\x32\xfd\x02\n\x0cOrchestrator\x12\x43\n\x07Process\x12\x1b.whospoke.v1.ProcessRequest\x1a\x19.whospoke.v1.ProcessEvent0\x01\x12\x41\n\x06Upload\x12\x18.whospoke.v1.UploadChunk\x1a\x1b.whospoke.v1.UploadResponse(\x01\x12\x43\n\tGetUpload\x12\x1d.whospoke.v1.GetUploadRequest\x1a\x17.whospoke.v1.UploadInfo\x12S\n\x0c\x44\x65leteUpload\x12 .whospoke.v1.DeleteUploadRequest\x1a!.whospoke.v1.DeleteUploadResponse\x12K\n\tGetStatus\x12\x1d.whospoke.v1.GetStatusRequest\x1a\x1f.whospoke.v1.OrchestratorStatusB<Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewhospoke/v1/orchestrator.proto\x12\x0bwhospoke.v1\x1a\x17whospoke/v1/audio.proto\x1a\x1awhospoke/v1/diarizer.proto\x1a\x1dwhospoke/v1/transcriber.proto\"n\n\x0eProcessRequest\x12\x0f\n\x05\x61udio\x18\x01 \x01(\x0cH\x00\x12\x13\n\tupload_id\x18\x02 \x01(\tH\x00\x12,\n\x07options\x18\x03 \x01(\x0b\x32\x1b.whospoke.v1.ProcessOptionsB\x08\n\x06source\"\x89\x03\n\x0eProcessOptions\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0e\x32\x11.whospoke.v1.Task\x12\x1c\n\x0fword_timestamps\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x19\n\x0cnum_speakers\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x19\n\x0cmin_speakers\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x19\n\x0cmax_speakers\x18\x06 \x01(\x05H\x03\x88\x01\x01\x12\x18\n\x10skip_diarization\x18\x07 \x01(\x08\x12\x1a\n\x12skip_transcription\x18\x08 \x01(\x08\x12\x16\n\x0einitial_prompt\x18\t \x01(\t\x12\x10\n\x08hotwords\x18\n \x01(\t\x12\x11\n\tbeam_size\x18\x0b \x01(\r\x12\x1b\n\x13require_diarization\x18\x0c \x01(\x08\x42\x12\n\x10_word_timestampsB\x0f\n\r_num_speakersB\x0f\n\r_min_speakersB\x0f\n\r_max_speakers\"\xca\x02\n\x0cProcessEvent\x12\x17\n\x0f\x65lapsed_seconds\x18\x01 \x01(\x01\x12%\n\x06queued\x18\x02 \x01(\x0b\x32\x13.whospoke.v1.QueuedH\x00\x12*\n\x05stage\x18\x03 \x01(\x0b\x32\x19.whospoke.v1.StageStartedH\x00\x12)\n\x08progress\x18\x04 \x01(\x0b\x32\x15.whospoke.v1.ProgressH\x00\x12\x31\n\x07segment\x18\x05 \x01(\x0b\x32\x1e.whospoke.v1.TranscriptSegmentH\x00\x12\'\n\x07warning\x18\x06 \x01(\x0b\x32\x14.whospoke.v1.WarningH\x00\x12,\n\x06result\x18\x07 \x01(\x0b\x32\x1a.whospoke.v1.ProcessResultH\x00\x12\x10\n\x08sequence\x18\x08 \x01(\x04\x42\x07\n\x05\x65vent\"\x1a\n\x06Queued\x12\x10\n\x08position\x18\x01 \x01(\r\"Q\n\x0cStageStarted\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.whospoke.v1.Stage\x12\x1e\n\x16\x61udio_duration_seconds\x18\x02 \x01(\x01\"\xb4\x02\n\x08Progress\x12\x1d\n\x15transcription_percent\x18\x01 \x01(\x01\x12\x1b\n\x13\x64iarization_percent\x18\x02 \x01(\x01\x12\x17\n\x0foverall_percent\x18\x03 \x01(\x01\x12%\n\x1dtranscription_elapsed_seconds\x18\x04 \x01(\x01\x12#\n\x1b\x64iarization_elapsed_seconds\x18\x05 \x01(\x01\x12\x15\n\rsegment_count\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x63oding_percent\x18\x07 \x01(\x01\x12 \n\x18\x64\x65\x63oding_elapsed_seconds\x18\x08 \x01(\x01\x12\x1a\n\x12transcription_done\x18\t \x01(\x08\x12\x18\n\x10\x64iarization_done\x18\n \x01(\x08\"T\n\x07Warning\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rstart_seconds\x18\x03 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x04 \x01(\x01\"p\n\x0e\x41ttributedWord\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\x12\x0f\n\x07speaker\x18\x05 \x01(\t\"\x8a\x01\n\x11\x41ttributedSegment\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07speaker\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12*\n\x05words\x18\x05 \x03(\x0b\x32\x1b.whospoke.v1.AttributedWord\"\xa5\x01\n\x07Timings\x12\x16\n\x0equeued_seconds\x18\x01 \x01(\x01\x12\x18\n\x10\x64\x65\x63oding_seconds\x18\x02 \x01(\x01\x12\x1d\n\x15transcription_seconds\x18\x03 \x01(\x01\x12\x1b\n\x13\x64iarization_seconds\x18\x04 \x01(\x01\x12\x15\n\rmerge_seconds\x18\x05 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x06 \x01(\x01\"^\n\nModelsUsed\x12\x1b\n\x13transcription_model\x18\x01 \x01(\t\x12\x1a\n\x12segmentation_model\x18\x02 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\"\xfb\x03\n\rProcessResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x30\n\x08segments\x18\x02 \x03(\x0b\x32\x1e.whospoke.v1.AttributedSegment\x12>\n\x16transcription_segments\x18\x03 \x03(\x0b\x32\x1e.whospoke.v1.TranscriptSegment\x12\x33\n\x11\x64iarization_turns\x18\x04 \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12-\n\x08speakers\x18\x05 \x03(\x0b\x32\x1b.whospoke.v1.SpeakerSummary\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x1e\n\x16\x61udio_duration_seconds\x18\x07 \x01(\x01\x12%\n\x07timings\x18\x08 \x01(\x0b\x32\x14.whospoke.v1.Timings\x12\'\n\x06models\x18\t \x01(\x0b\x32\x17.whospoke.v1.ModelsUsed\x12\x31\n\x0f\x65xclusive_turns\x18\n \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12&\n\x08warnings\x18\x0b \x03(\x0b\x32\x14.whospoke.v1.Warning\x12)\n\x07\x64\x65vices\x18\x0c \x03(\x0b\x32\x18.whospoke.v1.DeviceStats\"-\n\x0bUploadChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\"J\n\x0eUploadResponse\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12%\n\x04info\x18\x02 \x01(\x0b\x32\x17.whospoke.v1.UploadInfo\"%\n\x10GetUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\x8b\x01\n\nUploadInfo\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x01\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x1a\n\x12\x65xpires_in_seconds\x18\x06 \x01(\x01\"(\n\x13\x44\x65leteUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteUploadResponse\"\x12\n\x10GetStatusRequest\"O\n\rBackendStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07serving\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xec\x01\n\x12OrchestratorStatus\x12,\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1a.whospoke.v1.BackendStatus\x12\x14\n\x0cjobs_running\x18\x02 \x01(\r\x12\x13\n\x0bjobs_queued\x18\x03 \x01(\r\x12\x1b\n\x13max_concurrent_jobs\x18\x04 \x01(\r\x12\x17\n\x0fmax_queued_jobs\x18\x05 \x01(\r\x12\x18\n\x10max_upload_bytes\x18\x06 \x01(\x04\x12-\n\tjob_queue\x18\x07 \x01(\x0b\x32\x1a.whospoke.v1.JobQueueStats\"\xed\x01\n\rJobQueueStats\x12\x0e\n\x06queued\x18\x01 \x01(\r\x12\x0f\n\x07running\x18\x02 \x01(\r\x12\x11\n\tsucceeded\x18\x03 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\r\x12\x11\n\tcancelled\x18\x05 \x01(\r\x12\x1d\n\x15oldest_queued_seconds\x18\x06 \x01(\x01\x12\x1d\n\x15\x61verage_queue_seconds\x18\x07 \x01(\x01\x12\"\n\x1a\x61verage_processing_seconds\x18\x08 \x01(\x01\x12\r\n\x05store\x18\t \x01(\t\x12\x14\n\x0crunning_here\x18\n \x01(\r*r\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTAGE_DECODING\x10\x01\x12\x16\n\x12STAGE_TRANSCRIBING\x10\x02\x12\x13\n\x0fSTAGE_DIARIZING\x10\x03\x12\x11\n\rSTAGE_MERGING\x10\x04\x32\xfd\x02\n\x0cOrchestrator\x12\x43\n\x07Process\x12\x1b.whospoke.v1.ProcessRequest\x1a\x19.whospoke.v1.ProcessEvent0\x01\x12\x41\n\x06Upload\x12\x18.whospoke.v1.UploadChunk\x1a\x1b.whospoke.v1.UploadResponse(\x01\x12\x43\n\tGetUpload\x12\x1d.whospoke.v1.GetUploadRequest\x1a\x17.whospoke.v1.UploadInfo\x12S\n\x0c\x44\x65leteUpload\x12 .whospoke.v1.DeleteUploadRequest\x1a!.whospoke.v1.DeleteUploadResponse\x12K\n\tGetStatus\x12\x1d.whospoke.v1.GetStatusRequest\x1a\x1f.whospoke.v1.OrchestratorStatusB<Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,50 +35,52 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'whospoke.v1.orchestrator_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1'
-  _globals['_STAGE']._serialized_start=3086
-  _globals['_STAGE']._serialized_end=3200
-  _globals['_PROCESSREQUEST']._serialized_start=106
-  _globals['_PROCESSREQUEST']._serialized_end=216
-  _globals['_PROCESSOPTIONS']._serialized_start=219
-  _globals['_PROCESSOPTIONS']._serialized_end=612
-  _globals['_PROCESSEVENT']._serialized_start=615
-  _globals['_PROCESSEVENT']._serialized_end=927
-  _globals['_QUEUED']._serialized_start=929
-  _globals['_QUEUED']._serialized_end=955
-  _globals['_STAGESTARTED']._serialized_start=957
-  _globals['_STAGESTARTED']._serialized_end=1038
-  _globals['_PROGRESS']._serialized_start=1041
-  _globals['_PROGRESS']._serialized_end=1349
-  _globals['_WARNING']._serialized_start=1351
-  _globals['_WARNING']._serialized_end=1435
-  _globals['_ATTRIBUTEDWORD']._serialized_start=1437
-  _globals['_ATTRIBUTEDWORD']._serialized_end=1549
-  _globals['_ATTRIBUTEDSEGMENT']._serialized_start=1552
-  _globals['_ATTRIBUTEDSEGMENT']._serialized_end=1690
-  _globals['_TIMINGS']._serialized_start=1693
-  _globals['_TIMINGS']._serialized_end=1858
-  _globals['_MODELSUSED']._serialized_start=1860
-  _globals['_MODELSUSED']._serialized_end=1954
-  _globals['_PROCESSRESULT']._serialized_start=1957
-  _globals['_PROCESSRESULT']._serialized_end=2421
-  _globals['_UPLOADCHUNK']._serialized_start=2423
-  _globals['_UPLOADCHUNK']._serialized_end=2468
-  _globals['_UPLOADRESPONSE']._serialized_start=2470
-  _globals['_UPLOADRESPONSE']._serialized_end=2544
-  _globals['_GETUPLOADREQUEST']._serialized_start=2546
-  _globals['_GETUPLOADREQUEST']._serialized_end=2583
-  _globals['_UPLOADINFO']._serialized_start=2586
-  _globals['_UPLOADINFO']._serialized_end=2725
-  _globals['_DELETEUPLOADREQUEST']._serialized_start=2727
-  _globals['_DELETEUPLOADREQUEST']._serialized_end=2767
-  _globals['_DELETEUPLOADRESPONSE']._serialized_start=2769
-  _globals['_DELETEUPLOADRESPONSE']._serialized_end=2791
-  _globals['_GETSTATUSREQUEST']._serialized_start=2793
-  _globals['_GETSTATUSREQUEST']._serialized_end=2811
-  _globals['_BACKENDSTATUS']._serialized_start=2813
-  _globals['_BACKENDSTATUS']._serialized_end=2892
-  _globals['_ORCHESTRATORSTATUS']._serialized_start=2895
-  _globals['_ORCHESTRATORSTATUS']._serialized_end=3084
-  _globals['_ORCHESTRATOR']._serialized_start=3203
-  _globals['_ORCHESTRATOR']._serialized_end=3584
+  _globals['_STAGE']._serialized_start=3459
+  _globals['_STAGE']._serialized_end=3573
+  _globals['_PROCESSREQUEST']._serialized_start=131
+  _globals['_PROCESSREQUEST']._serialized_end=241
+  _globals['_PROCESSOPTIONS']._serialized_start=244
+  _globals['_PROCESSOPTIONS']._serialized_end=637
+  _globals['_PROCESSEVENT']._serialized_start=640
+  _globals['_PROCESSEVENT']._serialized_end=970
+  _globals['_QUEUED']._serialized_start=972
+  _globals['_QUEUED']._serialized_end=998
+  _globals['_STAGESTARTED']._serialized_start=1000
+  _globals['_STAGESTARTED']._serialized_end=1081
+  _globals['_PROGRESS']._serialized_start=1084
+  _globals['_PROGRESS']._serialized_end=1392
+  _globals['_WARNING']._serialized_start=1394
+  _globals['_WARNING']._serialized_end=1478
+  _globals['_ATTRIBUTEDWORD']._serialized_start=1480
+  _globals['_ATTRIBUTEDWORD']._serialized_end=1592
+  _globals['_ATTRIBUTEDSEGMENT']._serialized_start=1595
+  _globals['_ATTRIBUTEDSEGMENT']._serialized_end=1733
+  _globals['_TIMINGS']._serialized_start=1736
+  _globals['_TIMINGS']._serialized_end=1901
+  _globals['_MODELSUSED']._serialized_start=1903
+  _globals['_MODELSUSED']._serialized_end=1997
+  _globals['_PROCESSRESULT']._serialized_start=2000
+  _globals['_PROCESSRESULT']._serialized_end=2507
+  _globals['_UPLOADCHUNK']._serialized_start=2509
+  _globals['_UPLOADCHUNK']._serialized_end=2554
+  _globals['_UPLOADRESPONSE']._serialized_start=2556
+  _globals['_UPLOADRESPONSE']._serialized_end=2630
+  _globals['_GETUPLOADREQUEST']._serialized_start=2632
+  _globals['_GETUPLOADREQUEST']._serialized_end=2669
+  _globals['_UPLOADINFO']._serialized_start=2672
+  _globals['_UPLOADINFO']._serialized_end=2811
+  _globals['_DELETEUPLOADREQUEST']._serialized_start=2813
+  _globals['_DELETEUPLOADREQUEST']._serialized_end=2853
+  _globals['_DELETEUPLOADRESPONSE']._serialized_start=2855
+  _globals['_DELETEUPLOADRESPONSE']._serialized_end=2877
+  _globals['_GETSTATUSREQUEST']._serialized_start=2879
+  _globals['_GETSTATUSREQUEST']._serialized_end=2897
+  _globals['_BACKENDSTATUS']._serialized_start=2899
+  _globals['_BACKENDSTATUS']._serialized_end=2978
+  _globals['_ORCHESTRATORSTATUS']._serialized_start=2981
+  _globals['_ORCHESTRATORSTATUS']._serialized_end=3217
+  _globals['_JOBQUEUESTATS']._serialized_start=3220
+  _globals['_JOBQUEUESTATS']._serialized_end=3457
+  _globals['_ORCHESTRATOR']._serialized_start=3576
+  _globals['_ORCHESTRATOR']._serialized_end=3957
 # @@protoc_insertion_point(module_scope)

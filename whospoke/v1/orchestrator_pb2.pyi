@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from whospoke.v1 import audio_pb2 as _audio_pb2
 from whospoke.v1 import diarizer_pb2 as _diarizer_pb2
 from whospoke.v1 import transcriber_pb2 as _transcriber_pb2
 import builtins as _builtins
@@ -186,8 +187,13 @@ class ProcessEvent(_message.Message):
     SEGMENT_FIELD_NUMBER: _builtins.int
     WARNING_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     elapsed_seconds: _builtins.float
     """Seconds since the call started."""
+    sequence: _builtins.int
+    """Position of the event in its job's event log, from 1, for `Jobs.WatchJob`
+    (resume with `after_sequence`); 0 in a `Process` stream.
+    """
     @_builtins.property
     def queued(self) -> Global___Queued:
         """The job waits for a slot."""
@@ -224,10 +230,11 @@ class ProcessEvent(_message.Message):
         segment: _transcriber_pb2.TranscriptSegment | None = ...,
         warning: Global___Warning | None = ...,
         result: Global___ProcessResult | None = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed_seconds", b"elapsed_seconds", "event", b"event", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed_seconds", b"elapsed_seconds", "event", b"event", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "sequence", b"sequence", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["queued", "stage", "progress", "segment", "warning", "result"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
@@ -550,6 +557,7 @@ class ProcessResult(_message.Message):
     MODELS_FIELD_NUMBER: _builtins.int
     EXCLUSIVE_TURNS_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The whole transcript."""
     language: _builtins.str
@@ -592,6 +600,10 @@ class ProcessResult(_message.Message):
         repetition cut, diarization failed, ...), so a stored result keeps them.
         """
 
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[_audio_pb2.DeviceStats]:
+        """GPU use of each backend that ran on a GPU (none on the CPU)."""
+
     def __init__(
         self,
         *,
@@ -606,10 +618,11 @@ class ProcessResult(_message.Message):
         models: Global___ModelsUsed | None = ...,
         exclusive_turns: _abc.Iterable[_diarizer_pb2.SpeakerTurn] | None = ...,
         warnings: _abc.Iterable[Global___Warning] | None = ...,
+        devices: _abc.Iterable[_audio_pb2.DeviceStats] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["models", b"models", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "diarization_turns", b"diarization_turns", "exclusive_turns", b"exclusive_turns", "language", b"language", "models", b"models", "segments", b"segments", "speakers", b"speakers", "text", b"text", "timings", b"timings", "transcription_segments", b"transcription_segments", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "devices", b"devices", "diarization_turns", b"diarization_turns", "exclusive_turns", b"exclusive_turns", "language", b"language", "models", b"models", "segments", b"segments", "speakers", b"speakers", "text", b"text", "timings", b"timings", "transcription_segments", b"transcription_segments", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -835,6 +848,7 @@ class OrchestratorStatus(_message.Message):
     MAX_CONCURRENT_JOBS_FIELD_NUMBER: _builtins.int
     MAX_QUEUED_JOBS_FIELD_NUMBER: _builtins.int
     MAX_UPLOAD_BYTES_FIELD_NUMBER: _builtins.int
+    JOB_QUEUE_FIELD_NUMBER: _builtins.int
     jobs_running: _builtins.int
     """Jobs being processed now."""
     jobs_queued: _builtins.int
@@ -849,6 +863,10 @@ class OrchestratorStatus(_message.Message):
     def backends(self) -> _containers.RepeatedCompositeFieldContainer[Global___BackendStatus]:
         """Each backend and its health."""
 
+    @_builtins.property
+    def job_queue(self) -> Global___JobQueueStats:
+        """The durable job queue (`Jobs` service), shared by every replica on one store."""
+
     def __init__(
         self,
         *,
@@ -858,11 +876,70 @@ class OrchestratorStatus(_message.Message):
         max_concurrent_jobs: _builtins.int = ...,
         max_queued_jobs: _builtins.int = ...,
         max_upload_bytes: _builtins.int = ...,
+        job_queue: Global___JobQueueStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job_queue", b"job_queue"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backends", b"backends", "jobs_queued", b"jobs_queued", "jobs_running", b"jobs_running", "max_concurrent_jobs", b"max_concurrent_jobs", "max_queued_jobs", b"max_queued_jobs", "max_upload_bytes", b"max_upload_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backends", b"backends", "job_queue", b"job_queue", "jobs_queued", b"jobs_queued", "jobs_running", b"jobs_running", "max_concurrent_jobs", b"max_concurrent_jobs", "max_queued_jobs", b"max_queued_jobs", "max_upload_bytes", b"max_upload_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OrchestratorStatus: _TypeAlias = OrchestratorStatus  # noqa: Y015
+
+@_typing.final
+class JobQueueStats(_message.Message):
+    """Counts and times of the durable job queue, over every replica sharing its store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUED_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    OLDEST_QUEUED_SECONDS_FIELD_NUMBER: _builtins.int
+    AVERAGE_QUEUE_SECONDS_FIELD_NUMBER: _builtins.int
+    AVERAGE_PROCESSING_SECONDS_FIELD_NUMBER: _builtins.int
+    STORE_FIELD_NUMBER: _builtins.int
+    RUNNING_HERE_FIELD_NUMBER: _builtins.int
+    queued: _builtins.int
+    """Jobs waiting to be claimed by a replica."""
+    running: _builtins.int
+    """Jobs being processed."""
+    succeeded: _builtins.int
+    """Finished jobs still kept (until their result expires), by outcome."""
+    failed: _builtins.int
+    """Jobs that failed."""
+    cancelled: _builtins.int
+    """Jobs cancelled."""
+    oldest_queued_seconds: _builtins.float
+    """Seconds the oldest queued job has waited; 0 when none waits."""
+    average_queue_seconds: _builtins.float
+    """Mean seconds from submission to start, over the jobs kept that have started."""
+    average_processing_seconds: _builtins.float
+    """Mean seconds from start to end, over the jobs kept that have ended."""
+    store: _builtins.str
+    """Store kind: "sqlite" or "postgresql"."""
+    running_here: _builtins.int
+    """Jobs this replica is running now."""
+    def __init__(
+        self,
+        *,
+        queued: _builtins.int = ...,
+        running: _builtins.int = ...,
+        succeeded: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        oldest_queued_seconds: _builtins.float = ...,
+        average_queue_seconds: _builtins.float = ...,
+        average_processing_seconds: _builtins.float = ...,
+        store: _builtins.str = ...,
+        running_here: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_processing_seconds", b"average_processing_seconds", "average_queue_seconds", b"average_queue_seconds", "cancelled", b"cancelled", "failed", b"failed", "oldest_queued_seconds", b"oldest_queued_seconds", "queued", b"queued", "running", b"running", "running_here", b"running_here", "store", b"store", "succeeded", b"succeeded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobQueueStats: _TypeAlias = JobQueueStats  # noqa: Y015

@@ -353,6 +353,7 @@ class TranscriptionSummary(_message.Message):
     PROCESSING_SECONDS_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     SEGMENT_COUNT_FIELD_NUMBER: _builtins.int
+    DEVICE_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Language used: the one requested or the one detected (ISO 639-1)."""
     language_probability: _builtins.float
@@ -365,6 +366,10 @@ class TranscriptionSummary(_message.Message):
     """The model that produced the segments."""
     segment_count: _builtins.int
     """Number of segments sent."""
+    @_builtins.property
+    def device(self) -> _audio_pb2.DeviceStats:
+        """GPU use while this stream was transcribed; absent on the CPU."""
+
     def __init__(
         self,
         *,
@@ -374,10 +379,11 @@ class TranscriptionSummary(_message.Message):
         processing_seconds: _builtins.float = ...,
         model: _builtins.str = ...,
         segment_count: _builtins.int = ...,
+        device: _audio_pb2.DeviceStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "language", b"language", "language_probability", b"language_probability", "model", b"model", "processing_seconds", b"processing_seconds", "segment_count", b"segment_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "device", b"device", "language", b"language", "language_probability", b"language_probability", "model", b"model", "processing_seconds", b"processing_seconds", "segment_count", b"segment_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,37 @@
+"""Which recording a request names (inline bytes or an upload), checked against the limits,
+once for `Process` and `SubmitJob`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from orchestrator.uploads import UploadInfo, UploadStore
+from whospoke.common.errors import InvalidArgument
+
+
+async def requested_audio(
+    kind: str | None,
+    audio: bytes,
+    upload_id: str,
+    uploads: UploadStore,
+    max_inline_bytes: int,
+    max_audio_seconds: float,
+) -> UploadInfo | bytes:
+    """The upload's details (it exists, is not expired, not too long) or the inline bytes
+    (not empty, not over the inline limit); `kind` is the request's `source` oneof."""
+    if kind == "upload_id":
+        info = await asyncio.to_thread(uploads.info, upload_id)
+        if info.duration_seconds > max_audio_seconds:
+            raise InvalidArgument(
+                f"upload_id: {info.duration_seconds:.0f} s is longer than the "
+                f"{max_audio_seconds:.0f} s this server accepts"
+            )
+        return info
+    if kind == "audio" and len(audio) > max_inline_bytes:
+        raise InvalidArgument(
+            f"audio: {len(audio)} bytes is above the {max_inline_bytes} "
+            "accepted inline; send the file with Upload and pass its upload_id"
+        )
+    if kind == "audio" and audio:
+        return audio
+    raise InvalidArgument("audio: give the recording's bytes in `audio` or an `upload_id`")

@@ -1,0 +1,81 @@
+"""The JSON shape of a `ProcessResult`, once: `whospoke process --format json`, job
+webhooks and the HTTP API all send the same document, so a client parses one shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from whospoke.v1 import audio_pb2
+from whospoke.v1 import orchestrator_pb2 as pb
+
+
+def result_to_dict(result: pb.ProcessResult) -> dict[str, Any]:
+    """The JSON shape: times in seconds, every word with its speaker."""
+    return {
+        "text": result.text,
+        "language": result.language,
+        "duration": result.audio_duration_seconds,
+        "segments": [
+            {
+                "start": s.start_seconds,
+                "end": s.end_seconds,
+                "speaker": s.speaker or None,
+                "text": s.text,
+                "words": [
+                    {
+                        "start": w.start_seconds,
+                        "end": w.end_seconds,
+                        "word": w.text.strip(),
+                        "probability": round(w.probability, 4),
+                        "speaker": w.speaker or None,
+                    }
+                    for w in s.words
+                ],
+            }
+            for s in result.segments
+        ],
+        "transcription_segments": [
+            {"start": s.start_seconds, "end": s.end_seconds, "text": s.text.strip()}
+            for s in result.transcription_segments
+        ],
+        "diarization_segments": [
+            {"start": t.start_seconds, "end": t.end_seconds, "speaker": t.speaker}
+            for t in result.diarization_turns
+        ],
+        "speakers": [
+            {"speaker": s.speaker, "speech_seconds": s.speech_seconds} for s in result.speakers
+        ],
+        "warnings": [
+            {"code": w.code, "message": w.message, "start": w.start_seconds, "end": w.end_seconds}
+            for w in result.warnings
+        ],
+        "timings": {
+            "queued": result.timings.queued_seconds,
+            "decoding": result.timings.decoding_seconds,
+            "transcription": result.timings.transcription_seconds,
+            "diarization": result.timings.diarization_seconds,
+            "merge": result.timings.merge_seconds,
+            "total": result.timings.total_seconds,
+        },
+        "models": {
+            "transcription": result.models.transcription_model,
+            "segmentation": result.models.segmentation_model,
+            "embedding": result.models.embedding_model,
+        },
+        "devices": [device_to_dict(d) for d in result.devices],
+    }
+
+
+def device_to_dict(device: audio_pb2.DeviceStats) -> dict[str, Any]:
+    """GPU use of one backend (present only for backends that ran on a GPU)."""
+    return {
+        "backend": device.backend,
+        "gpu_index": device.gpu_index,
+        "gpu_name": device.gpu_name,
+        "utilization_percent_avg": round(device.utilization_percent_avg, 1),
+        "utilization_percent_max": round(device.utilization_percent_max, 1),
+        "memory_used_bytes_avg": device.memory_used_bytes_avg,
+        "memory_used_bytes_max": device.memory_used_bytes_max,
+        "memory_total_bytes": device.memory_total_bytes,
+        "samples": device.samples,
+    }
