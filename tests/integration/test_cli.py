@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import sys
 from contextlib import AbstractAsyncContextManager
@@ -244,3 +245,20 @@ async def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path, recording
         _, stderr = await asyncio.wait_for(child.communicate(), 60)
     assert child.returncode == 0
     assert stderr.decode() == ""
+
+
+async def test_submit_then_job_wait_against_the_real_jobs_service(
+    tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with orchestrator(tmp_path / "server") as port:
+        server = f"127.0.0.1:{port}"
+        submitted = await cli(capsys, "submit", str(recording), "--server", server, "-q")
+        job_id = submitted.out.strip()
+        waited = await cli(capsys, "job", job_id, "--wait", "--format", "txt", "--server", server)
+        listed = await cli(capsys, "jobs", "--format", "json", "--server", server)
+        cancelled = await cli(capsys, "cancel", job_id, "--server", server)
+    assert submitted.code == 0 and len(job_id) == 22
+    assert waited.code == 0
+    assert waited.out.splitlines() == ["SPEAKER_00: one", "SPEAKER_01: two"] * 3
+    assert listed.code == 0 and [j["job_id"] for j in json.loads(listed.out)] == [job_id]
+    assert cancelled.code == 0 and "succeeded" in cancelled.out
