@@ -68,12 +68,14 @@ bench: venv testdata
 	$(BIN)/python bench/transcriber_accuracy.py
 	$(BIN)/python bench/diarizer_bench.py
 	$(BIN)/python bench/orchestrator_bench.py
+	$(BIN)/python bench/jobs_bench.py
 
 # A few minutes; figures go to BENCHMARKS.quick.md.
 bench-quick: venv testdata
 	$(BIN)/python bench/transcriber_bench.py --quick
 	$(BIN)/python bench/diarizer_bench.py --quick
 	$(BIN)/python bench/orchestrator_bench.py --quick
+	$(BIN)/python bench/jobs_bench.py --quick
 
 # Clustering threshold sweep on the dev clips (about 12 minutes).
 tune: venv

@@ -30,19 +30,27 @@ RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class JobSignals:
-    """Per-job wake-ups for watchers in this process."""
+    """Per-job wake-ups for watchers in this process.
+
+    A watcher takes its wake-up (`listen`) *before* it reads the store and waits on it
+    after: a write and its `notify` that land during the read have already set it, so
+    none is lost between reading and waiting.
+    """
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+
+    def listen(self, job_id: str) -> asyncio.Event:
+        return self._events.setdefault(job_id, asyncio.Event())
 
     def notify(self, job_id: str) -> None:
         event = self._events.pop(job_id, None)
         if event is not None:
             event.set()
 
-    async def wait(self, job_id: str, within: float) -> None:
-        """Until `notify(job_id)` or `within` seconds, whichever comes first."""
-        event = self._events.setdefault(job_id, asyncio.Event())
+    @staticmethod
+    async def wait(event: asyncio.Event, within: float) -> None:
+        """Until the event taken by `listen` is set or `within` seconds pass."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
                 await event.wait()

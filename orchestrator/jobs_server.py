@@ -211,6 +211,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
         job_id = (await self._existing(request.job_id)).job_id
         after, position = request.after_sequence, 0
         while True:
+            signal = self._queue.signals.listen(job_id)
             events = await _store(partial(self._store.events, job_id, after))
             for sequence, data in events:
                 event = pb.ProcessEvent.FromString(data)
@@ -242,16 +243,17 @@ class JobsServicer(jobs_grpc.JobsServicer):
                         elapsed_seconds=time.time() - record.submitted_at,
                         queued=pb.Queued(position=position),
                     )
-            await self._queue.signals.wait(job_id, self._config.poll_seconds)
+            await self._queue.signals.wait(signal, self._config.poll_seconds)
 
     async def _settled(self, job_id: str) -> JobRecord:
         """The job once the end its result event announces is stored (or it was re-queued):
         a watcher must not see a result that `GetJob` does not have yet."""
         while True:
+            signal = self._queue.signals.listen(job_id)
             record = await self._existing(job_id)
             if record.state is not JobState.RUNNING:
                 return record
-            await self._queue.signals.wait(job_id, self._config.poll_seconds)
+            await self._queue.signals.wait(signal, self._config.poll_seconds)
 
 
 def _raise_ending(record: JobRecord) -> None:
