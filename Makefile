@@ -62,7 +62,7 @@ test: lint typecheck node unit
 protos: venv
 	$(BIN)/python scripts/gen_protos.py
 
-# The whole benchmark (about 40 minutes on 2 cores): BENCHMARKS.md and bench/figures/.
+# The whole benchmark (about 55 minutes on 2 cores): BENCHMARKS.md and bench/figures/.
 bench: venv testdata
 	$(BIN)/python bench/transcriber_bench.py
 	$(BIN)/python bench/transcriber_accuracy.py

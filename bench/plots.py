@@ -48,3 +48,20 @@ def rss_plot(points: Sequence[tuple[float, dict[str, float]]], path: Path) -> No
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def completion_plot(runs: dict[str, list[list[float]]], path: Path) -> None:
+    """Mean time until the n-th result per path (`runs`: each pass's result times)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    for label, passes in runs.items():
+        if passes:
+            ordered = [sorted(times) for times in passes]
+            mean = [sum(times) / len(ordered) for times in zip(*ordered, strict=True)]
+            axes.step([0.0, *mean], range(len(mean) + 1), where="post", label=label)
+    axes.set(xlabel="seconds since the pass started (mean of its passes)", ylabel="results")
+    axes.legend(loc="lower right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
