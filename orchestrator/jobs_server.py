@@ -126,12 +126,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
     ) -> tuple[Callable[[], Iterator[bytes]], str]:
         """The audio as a chunk iterator (consumed in the store's thread) and a file name."""
         found = await requested_audio(
-            request.WhichOneof("source"),
-            request.audio,
-            request.upload_id,
-            self._uploads,
-            self._max_inline_bytes,
-            self._max_audio_seconds,
+            request, self._uploads, self._max_inline_bytes, self._max_audio_seconds
         )
         if isinstance(found, bytes):
             return (lambda: _byte_chunks(found)), ""

@@ -81,12 +81,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
 
     async def _source(self, request: pb.ProcessRequest) -> Source:
         found = await requested_audio(
-            request.WhichOneof("source"),
-            request.audio,
-            request.upload_id,
-            self._uploads,
-            self._max_inline_bytes,
-            self._max_audio_seconds,
+            request, self._uploads, self._max_inline_bytes, self._max_audio_seconds
         )
         if isinstance(found, bytes):
             return lambda: found

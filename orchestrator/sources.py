@@ -7,18 +7,19 @@ import asyncio
 
 from orchestrator.uploads import UploadInfo, UploadStore
 from whospoke.common.errors import InvalidArgument
+from whospoke.v1 import jobs_pb2 as jobs
+from whospoke.v1 import orchestrator_pb2 as pb
 
 
 async def requested_audio(
-    kind: str | None,
-    audio: bytes,
-    upload_id: str,
+    request: pb.ProcessRequest | jobs.SubmitJobRequest,
     uploads: UploadStore,
     max_inline_bytes: int,
     max_audio_seconds: float,
 ) -> UploadInfo | bytes:
     """The upload's details (it exists, is not expired, not too long) or the inline bytes
-    (not empty, not over the inline limit); `kind` is the request's `source` oneof."""
+    (not empty, not over the inline limit): both requests name their audio the same way."""
+    kind, audio, upload_id = request.WhichOneof("source"), request.audio, request.upload_id
     if kind == "upload_id":
         info = await asyncio.to_thread(uploads.info, upload_id)
         if info.duration_seconds > max_audio_seconds:

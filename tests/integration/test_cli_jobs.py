@@ -12,16 +12,15 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import grpc
 import pytest
 
+from tests.integration.test_cli import cli
 from whospoke.cli import jobs as jobs_cli
 from whospoke.cli import jobs_watch
-from whospoke.cli.main import run
 from whospoke.contract.results import result_to_dict
 from whospoke.v1 import jobs_pb2 as jpb
 from whospoke.v1 import jobs_pb2_grpc as jpb_grpc
@@ -30,17 +29,6 @@ from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 S = jpb.JobState
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.err.splitlines()
 
 
 def result() -> pb.ProcessResult:
@@ -196,14 +184,6 @@ def recording(tmp_path: Path) -> Path:
     path = tmp_path / "talk.wav"
     path.write_bytes(b"RIFF" + bytes(range(256)) * 4)
     return path
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Outcome:
-    capsys.readouterr()
-    code = await asyncio.to_thread(run, list(argv))
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return Outcome(code, captured.out, captured.err)
 
 
 def finished(jobs: FakeJobs, job_id: str, final: pb.ProcessResult) -> None:
