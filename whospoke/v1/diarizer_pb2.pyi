@@ -337,6 +337,7 @@ class DiarizerInfo(_message.Message):
     MAX_QUEUED_STREAMS_FIELD_NUMBER: _builtins.int
     READY_FIELD_NUMBER: _builtins.int
     EMBEDDING_MODE_FIELD_NUMBER: _builtins.int
+    GPU_FIELD_NUMBER: _builtins.int
     segmentation_model: _builtins.str
     """Segmentation model as configured (empty: the embedded segmentation-3.0)."""
     embedding_model: _builtins.str
@@ -362,6 +363,10 @@ class DiarizerInfo(_message.Message):
     runs once over the stream and each pair pools its frames) or "per-window" (one
     forward pass per pair, as pyannote's pipeline does).
     """
+    @_builtins.property
+    def gpu(self) -> _audio_pb2.DeviceStats:
+        """The GPU now (one NVML sample, utilisation and memory); absent on the CPU."""
+
     def __init__(
         self,
         *,
@@ -376,10 +381,11 @@ class DiarizerInfo(_message.Message):
         max_queued_streams: _builtins.int = ...,
         ready: _builtins.bool = ...,
         embedding_mode: _builtins.str = ...,
+        gpu: _audio_pb2.DeviceStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gpu", b"gpu"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clustering_method", b"clustering_method", "clustering_threshold", b"clustering_threshold", "device", b"device", "embedding_mode", b"embedding_mode", "embedding_model", b"embedding_model", "max_concurrent_streams", b"max_concurrent_streams", "max_queued_streams", b"max_queued_streams", "min_cluster_size", b"min_cluster_size", "ready", b"ready", "segmentation_model", b"segmentation_model", "window_step_seconds", b"window_step_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clustering_method", b"clustering_method", "clustering_threshold", b"clustering_threshold", "device", b"device", "embedding_mode", b"embedding_mode", "embedding_model", b"embedding_model", "gpu", b"gpu", "max_concurrent_streams", b"max_concurrent_streams", "max_queued_streams", b"max_queued_streams", "min_cluster_size", b"min_cluster_size", "ready", b"ready", "segmentation_model", b"segmentation_model", "window_step_seconds", b"window_step_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

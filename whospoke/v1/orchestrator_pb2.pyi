@@ -187,6 +187,7 @@ class ProcessEvent(_message.Message):
     SEGMENT_FIELD_NUMBER: _builtins.int
     WARNING_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    ATTRIBUTED_SEGMENT_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
     elapsed_seconds: _builtins.float
     """Seconds since the call started."""
@@ -220,6 +221,15 @@ class ProcessEvent(_message.Message):
     def result(self) -> Global___ProcessResult:
         """The final result; the last event."""
 
+    @_builtins.property
+    def attributed_segment(self) -> Global___AttributedSegment:
+        """A speaker-attributed segment of the result, sent as soon as both its
+        transcript and the diarization are known: when diarization finishes before
+        transcription, these follow the transcript live. The same segments, in the
+        same order, make up `ProcessResult.segments`. Not sent without diarization
+        (skipped or failed) or without transcription.
+        """
+
     def __init__(
         self,
         *,
@@ -230,13 +240,14 @@ class ProcessEvent(_message.Message):
         segment: _transcriber_pb2.TranscriptSegment | None = ...,
         warning: Global___Warning | None = ...,
         result: Global___ProcessResult | None = ...,
+        attributed_segment: Global___AttributedSegment | None = ...,
         sequence: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attributed_segment", b"attributed_segment", "event", b"event", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed_seconds", b"elapsed_seconds", "event", b"event", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "sequence", b"sequence", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributed_segment", b"attributed_segment", "elapsed_seconds", b"elapsed_seconds", "event", b"event", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "sequence", b"sequence", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["queued", "stage", "progress", "segment", "warning", "result"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["queued", "stage", "progress", "segment", "warning", "result", "attributed_segment"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -812,6 +823,9 @@ class BackendStatus(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     SERVING_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    DEVICE_FIELD_NUMBER: _builtins.int
+    GPU_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"transcriber" or "diarizer"."""
     address: _builtins.str
@@ -820,6 +834,18 @@ class BackendStatus(_message.Message):
     """Whether its health check answers SERVING."""
     detail: _builtins.str
     """Why not, when it is not serving."""
+    device: _builtins.str
+    """Device its models run on, such as "cpu" or "cuda:0"; empty when unknown."""
+    @_builtins.property
+    def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Models it has loaded: the transcriber's model name, or the diarizer's
+        segmentation and embedding models; empty when it did not answer.
+        """
+
+    @_builtins.property
+    def gpu(self) -> _audio_pb2.DeviceStats:
+        """Its GPU now (one NVML sample, utilisation and memory); absent on the CPU."""
+
     def __init__(
         self,
         *,
@@ -827,10 +853,13 @@ class BackendStatus(_message.Message):
         address: _builtins.str = ...,
         serving: _builtins.bool = ...,
         detail: _builtins.str = ...,
+        models: _abc.Iterable[_builtins.str] | None = ...,
+        device: _builtins.str = ...,
+        gpu: _audio_pb2.DeviceStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gpu", b"gpu"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "detail", b"detail", "name", b"name", "serving", b"serving"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "detail", b"detail", "device", b"device", "gpu", b"gpu", "models", b"models", "name", b"name", "serving", b"serving"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -422,6 +422,7 @@ class TranscriberInfo(_message.Message):
     MAX_QUEUED_STREAMS_FIELD_NUMBER: _builtins.int
     CPU_THREADS_FIELD_NUMBER: _builtins.int
     READY_FIELD_NUMBER: _builtins.int
+    GPU_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model name or path as configured ("base", "tiny.en", a directory, a hub id)."""
     device: _builtins.str
@@ -444,6 +445,10 @@ class TranscriberInfo(_message.Message):
     def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Language codes the model accepts (ISO 639-1)."""
 
+    @_builtins.property
+    def gpu(self) -> _audio_pb2.DeviceStats:
+        """The GPU now (one NVML sample, utilisation and memory); absent on the CPU."""
+
     def __init__(
         self,
         *,
@@ -457,10 +462,11 @@ class TranscriberInfo(_message.Message):
         max_queued_streams: _builtins.int = ...,
         cpu_threads: _builtins.int = ...,
         ready: _builtins.bool = ...,
+        gpu: _audio_pb2.DeviceStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gpu", b"gpu"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compute_type", b"compute_type", "cpu_threads", b"cpu_threads", "device", b"device", "device_index", b"device_index", "languages", b"languages", "max_concurrent_streams", b"max_concurrent_streams", "max_queued_streams", b"max_queued_streams", "model", b"model", "multilingual", b"multilingual", "ready", b"ready"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compute_type", b"compute_type", "cpu_threads", b"cpu_threads", "device", b"device", "device_index", b"device_index", "gpu", b"gpu", "languages", b"languages", "max_concurrent_streams", b"max_concurrent_streams", "max_queued_streams", b"max_queued_streams", "model", b"model", "multilingual", b"multilingual", "ready", b"ready"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
