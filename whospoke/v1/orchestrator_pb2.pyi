@@ -108,6 +108,7 @@ class ProcessOptions(_message.Message):
     HOTWORDS_FIELD_NUMBER: _builtins.int
     BEAM_SIZE_FIELD_NUMBER: _builtins.int
     REQUIRE_DIARIZATION_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Spoken language as an ISO 639-1 code such as "en"; empty to detect it."""
     task: _transcriber_pb2.Task.ValueType
@@ -135,6 +136,11 @@ class ProcessOptions(_message.Message):
     still comes back, its speakers empty (unknown), with a `diarization_failed`
     warning event.
     """
+    temperature: _builtins.float
+    """Sampling temperature of the decoder, 0 to 1; unset means 0. At 0 decoding
+    is deterministic (beam search, no random fallback), so a file gives the same
+    text on every run; above 0 words are sampled, and runs differ.
+    """
     def __init__(
         self,
         *,
@@ -150,10 +156,11 @@ class ProcessOptions(_message.Message):
         hotwords: _builtins.str = ...,
         beam_size: _builtins.int = ...,
         require_diarization: _builtins.bool = ...,
+        temperature: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_word_timestamps", b"_word_timestamps", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "require_diarization", b"require_diarization", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "require_diarization", b"require_diarization", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_speakers: _TypeAlias = _typing.Literal["max_speakers"]  # noqa: Y015
     _WhichOneofArgType__max_speakers: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers"]  # noqa: Y015
@@ -161,6 +168,8 @@ class ProcessOptions(_message.Message):
     _WhichOneofArgType__min_speakers: _TypeAlias = _typing.Literal["_min_speakers", b"_min_speakers"]  # noqa: Y015
     _WhichOneofReturnType__num_speakers: _TypeAlias = _typing.Literal["num_speakers"]  # noqa: Y015
     _WhichOneofArgType__num_speakers: _TypeAlias = _typing.Literal["_num_speakers", b"_num_speakers"]  # noqa: Y015
+    _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
+    _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
     _WhichOneofReturnType__word_timestamps: _TypeAlias = _typing.Literal["word_timestamps"]  # noqa: Y015
     _WhichOneofArgType__word_timestamps: _TypeAlias = _typing.Literal["_word_timestamps", b"_word_timestamps"]  # noqa: Y015
     @_typing.overload
@@ -169,6 +178,8 @@ class ProcessOptions(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__min_speakers) -> _WhichOneofReturnType__min_speakers | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_speakers) -> _WhichOneofReturnType__num_speakers | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__word_timestamps) -> _WhichOneofReturnType__word_timestamps | None: ...
 

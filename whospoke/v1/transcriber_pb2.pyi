@@ -90,6 +90,7 @@ class TranscriptionConfig(_message.Message):
     HOTWORDS_FIELD_NUMBER: _builtins.int
     VAD_FILTER_FIELD_NUMBER: _builtins.int
     LIVE_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Spoken language as an ISO 639-1 code such as "en" or "fr" (see
     TranscriberInfo.languages); empty to detect it from the first speech.
@@ -117,6 +118,11 @@ class TranscriptionConfig(_message.Message):
     as it is spoken): each utterance is decoded as soon as it ends, for the
     lowest latency, and pieces depend on when audio arrives.
     """
+    temperature: _builtins.float
+    """Sampling temperature of the decoder, 0 to 1; unset means 0. At 0 decoding
+    is deterministic (beam search, no random fallback), so a file gives the same
+    text on every run; above 0 words are sampled, and runs differ.
+    """
     def __init__(
         self,
         *,
@@ -128,15 +134,20 @@ class TranscriptionConfig(_message.Message):
         hotwords: _builtins.str = ...,
         vad_filter: _builtins.bool | None = ...,
         live: _builtins.bool = ...,
+        temperature: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "temperature", b"temperature", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "live", b"live", "task", b"task", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "live", b"live", "task", b"task", "temperature", b"temperature", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
+    _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
     _WhichOneofReturnType__vad_filter: _TypeAlias = _typing.Literal["vad_filter"]  # noqa: Y015
     _WhichOneofArgType__vad_filter: _TypeAlias = _typing.Literal["_vad_filter", b"_vad_filter"]  # noqa: Y015
     _WhichOneofReturnType__word_timestamps: _TypeAlias = _typing.Literal["word_timestamps"]  # noqa: Y015
     _WhichOneofArgType__word_timestamps: _TypeAlias = _typing.Literal["_word_timestamps", b"_word_timestamps"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__vad_filter) -> _WhichOneofReturnType__vad_filter | None: ...
     @_typing.overload
