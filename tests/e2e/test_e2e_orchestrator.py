@@ -24,8 +24,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from whospoke.cli.formats import render
 from whospoke.common.procs import ServiceProcess, free_port
+from whospoke.contract.renderings import render
 from whospoke.evaluation import sample_path, sample_turns
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc

@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes import FakeDiarizer, FakeTranscriber, harness, wav_bytes
 from tests.media import PipedFile, encoded
-from whospoke.cli.formats import render
+from whospoke.contract.renderings import render
 from whospoke.contract.transcription import SpeechWarning
 from whospoke.v1 import orchestrator_pb2 as pb
 

@@ -13,8 +13,8 @@ from whospoke.cli import main as cli
 from whospoke.cli.checks import check_options, speaker_warning
 from whospoke.cli.connect import connection, server_address
 from whospoke.cli.errors import UsageError, from_rpc
-from whospoke.cli.formats import render
 from whospoke.cli.progress import ProgressView
+from whospoke.contract.renderings import render
 from whospoke.v1 import orchestrator_pb2 as pb
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 from av.subtitles.subtitle import AssSubtitle
 
-from whospoke.cli.formats import render
 from whospoke.cli.main import parser
+from whospoke.contract.renderings import render
 from whospoke.v1 import diarizer_pb2
 from whospoke.v1 import orchestrator_pb2 as pb
 

@@ -28,8 +28,8 @@ from whospoke.cli.checks import (
 )
 from whospoke.cli.connect import Connection, connection
 from whospoke.cli.errors import OK, PARTIAL, SERVER_ERROR, CliError, UsageError, from_rpc
-from whospoke.cli.formats import render
 from whospoke.cli.progress import ProgressView
+from whospoke.contract.renderings import render
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 

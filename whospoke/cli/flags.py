@@ -12,7 +12,7 @@ import sys
 from typing import NoReturn
 
 from whospoke.cli.errors import DEFAULT_PORT, USAGE, UsageError
-from whospoke.cli.formats import FORMATS
+from whospoke.contract.renderings import FORMATS
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 """`--state` values: the `JobState` names, lower case."""

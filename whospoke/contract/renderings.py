@@ -1,4 +1,6 @@
-"""Renderings of a `ProcessResult`: JSON, SRT, WebVTT, RTTM and plain text."""
+"""Renderings of a `ProcessResult`: JSON, SRT, WebVTT, RTTM and plain text.
+
+In the contract package because the CLI and the HTTP gateway write the same subtitles."""
 
 from __future__ import annotations
 
