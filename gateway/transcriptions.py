@@ -1,0 +1,154 @@
+"""`POST /v1/audio/transcriptions` and `/v1/audio/translations`, as OpenAI's API has them.
+
+The answer is the whole result in the asked `response_format`, or with `stream=true`
+Server-Sent Events as the orchestrator produces them: `transcript.text.delta` per
+transcript segment, `transcript.text.segment` per speaker-attributed segment (with
+diarization) and `transcript.text.done` with the whole text. A client that disconnects
+cancels its orchestrator call, streaming or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from sse_starlette.sse import EventSourceResponse
+
+from gateway.answers import answer
+from gateway.calls import Call, ClientGone, failure, sse, stream_payload, until_disconnected
+from gateway.errors import ApiError, bad_request
+from gateway.forms import Fields, Transcription, transcription
+from gateway.state import gateway, metadata
+from gateway.upstream import WHISPER_ALIAS
+from whospoke.v1 import orchestrator_pb2 as pb
+
+router = APIRouter(tags=["audio"])
+PING_SECONDS = 15
+"""SSE comment lines keep idle streams (a long queue wait) open through proxies."""
+
+FILE = File(description="The recording: any container and codec FFmpeg decodes.")
+
+
+def form_fields(
+    model: Annotated[str, Form(description="A served model id, or `whisper-1`.")] = WHISPER_ALIAS,
+    language: Annotated[str | None, Form(description="ISO 639-1 code; empty: detect.")] = None,
+    prompt: Annotated[str | None, Form(description="Preceding context for the model.")] = None,
+    temperature: Annotated[float | None, Form(description="0 to 1; default 0.")] = None,
+    response_format: Annotated[
+        str, Form(description="json, text, srt, vtt, verbose_json or diarized_json.")
+    ] = "json",
+    timestamp_granularities: Annotated[
+        list[str] | None,
+        Form(alias="timestamp_granularities[]", description="word and/or segment."),
+    ] = None,
+    stream: Annotated[bool, Form(description="Answer with Server-Sent Events.")] = False,
+    diarize: Annotated[
+        bool | None, Form(description="Attribute speakers (default: on for diarized_json).")
+    ] = None,
+    num_speakers: Annotated[int | None, Form(description="Exact number of speakers.")] = None,
+    min_speakers: Annotated[int | None, Form(description="Fewest speakers.")] = None,
+    max_speakers: Annotated[int | None, Form(description="Most speakers.")] = None,
+    hotwords: Annotated[str | None, Form(description="Words the decoder favours.")] = None,
+) -> Fields:
+    return Fields(
+        model=model.strip() or WHISPER_ALIAS,
+        language=language,
+        prompt=prompt,
+        temperature=temperature,
+        response_format=response_format.strip(),
+        timestamp_granularities=tuple(timestamp_granularities or ()),
+        stream=stream,
+        diarize=diarize,
+        num_speakers=num_speakers,
+        min_speakers=min_speakers,
+        max_speakers=max_speakers,
+        hotwords=hotwords,
+    )
+
+
+@router.post("/v1/audio/transcriptions", summary="Transcribe a recording, speakers included")
+async def create_transcription(
+    request: Request,
+    file: Annotated[UploadFile, FILE],
+    fields: Annotated[Fields, Depends(form_fields)],
+) -> Response:
+    return await _run(request, file, transcription(fields))
+
+
+@router.post("/v1/audio/translations", summary="Translate a recording into English")
+async def create_translation(
+    request: Request,
+    file: Annotated[UploadFile, FILE],
+    fields: Annotated[Fields, Depends(form_fields)],
+) -> Response:
+    return await _run(request, file, transcription(fields, translate=True))
+
+
+async def _run(request: Request, file: UploadFile, asked: Transcription) -> Response:
+    if not file.size:
+        raise bad_request("file", "the file is empty")
+    state = gateway(request)
+    call = Call(state.upstream, state.activity, asked, metadata(request))
+    try:
+        events = await call.start(file)
+    except BaseException as error:
+        await asyncio.shield(call.finish("failed", failure(error).message))
+        raise
+    if asked.stream:
+        return await _streamed(call, events)
+    try:
+        result = await until_disconnected(request, call.result(events))
+    except ClientGone:
+        await call.finish("cancelled", "the client disconnected")
+        return Response(status_code=499)
+    except BaseException as error:
+        await asyncio.shield(call.finish("failed", failure(error).message))
+        raise
+    state.metrics.audio_seconds.labels("gateway").inc(result.audio_duration_seconds)
+    await call.finish("succeeded")
+    return answer(result, asked)
+
+
+async def _streamed(call: Call, events: AsyncGenerator[pb.ProcessEvent, None]) -> Response:
+    """SSE from the first event on; a failure before it (a full queue, a bad option) is
+    still a plain error response with its status code."""
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        await call.finish("failed", "no events")
+        raise ApiError(
+            502, "orchestrator: the call ended without a result", "server_error"
+        ) from None
+    except BaseException as error:
+        await asyncio.shield(call.finish("failed", failure(error).message))
+        raise
+    return EventSourceResponse(_sse(call, first, events), ping=PING_SECONDS)
+
+
+async def _sse(
+    call: Call, first: pb.ProcessEvent, events: AsyncGenerator[pb.ProcessEvent, None]
+) -> AsyncIterator[dict[str, Any]]:
+    sent, outcome, why = 0, "cancelled", "the client disconnected"
+    event: pb.ProcessEvent | None = first
+    try:
+        while event is not None:
+            for data in stream_payload(event, sent, call.request.diarize):
+                sent += data["type"] == "transcript.text.segment"
+                yield sse(data)
+            if event.WhichOneof("event") == "result":
+                outcome, why = "succeeded", ""
+                break
+            event = await anext(events, None)
+        else:
+            outcome, why = "failed", "orchestrator: the call ended without a result"
+            yield sse(ApiError(502, why, "server_error").body())
+    except Exception as error:
+        api = failure(error)
+        outcome, why = "failed", api.message
+        yield sse(api.body())
+    finally:
+        await events.aclose()
+        await asyncio.shield(call.finish(outcome, why))
