@@ -2,6 +2,7 @@
 #   docker build --target orchestrator    -t whospoke-orchestrator .
 #   docker build --target transcriber-gpu -t whospoke-transcriber:gpu .   (or transcriber-cpu)
 #   docker build --target diarizer-gpu    -t whospoke-diarizer:gpu .      (or diarizer-cpu)
+#   docker build --target gateway         -t whospoke-gateway .
 # Versions come from requirements.lock (used as pip constraints). The orchestrator image has no
 # model stack (no torch, no CTranslate2). tests/test_images.py builds a wheel from exactly the
 # paths each target copies and runs that target's console scripts from it.
@@ -36,6 +37,15 @@ RUN pip install -c requirements.lock . \
 USER 65534:65534
 EXPOSE 50060 9460
 CMD ["whospoke-orchestrator"]
+
+# --- gateway: the HTTP API and dashboard (FastAPI on uvicorn), no model stack ---------------
+FROM python-base AS gateway
+COPY whospoke ./whospoke
+COPY gateway ./gateway
+RUN pip install -c requirements.lock ".[gateway]"
+USER 65534:65534
+EXPOSE 8000
+CMD ["whospoke-gateway"]
 
 # --- transcriber: faster-whisper and the embedded Whisper models -----------------------------
 FROM python-base AS transcriber-cpu

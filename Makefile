@@ -23,16 +23,19 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 # Real multilingual speech with transcripts for the accuracy tests, Prometheus for the
-# scrape test, and PostgreSQL server binaries for the shared job store's tests (Debian packages).
+# scrape test, PostgreSQL server binaries for the shared job store's tests, and Chromium for
+# the dashboard's browser test (Debian packages).
 testdata:
 	@missing=0; for l in $(ASTERISK); do [ -d /usr/share/doc/asterisk-core-sounds-$$l ] && \
 	  [ -d /usr/share/asterisk/sounds/$$l ] || missing=1; done; \
 	command -v prometheus >/dev/null || missing=1; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
+	command -v chromium >/dev/null || missing=1; \
 	if [ $$missing = 1 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ASTERISK_PKGS) prometheus postgresql; \
-	  else echo "note: Asterisk prompts, Prometheus or PostgreSQL not installed (needs root + apt): their tests skip"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ASTERISK_PKGS) prometheus postgresql \
+	      chromium chromium-driver; \
+	  else echo "note: Asterisk prompts, Prometheus, PostgreSQL or Chromium not installed (needs root + apt): their tests skip"; fi; \
 	fi
 
 demo: venv

@@ -1,4 +1,5 @@
-"""Stand-ins for grpcurl and grpc-health-probe, so the README's commands run in CI.
+"""Stand-ins for grpcurl and grpc-health-probe, so the README's commands run in CI, and a
+wrapper around the real curl that points the README's URLs at the test's gateway.
 
 Neither tool is installed here. The README tests put wrappers named `grpcurl` and
 `grpc-health-probe` on PATH that run this module; it accepts the subset of the real tools'
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -217,8 +221,29 @@ def health_probe(argv: Sequence[str]) -> int:
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 4
 
 
+CURL_URL = re.compile(r"^(https?://)?(localhost|127\.0\.0\.1)(:\d+)(/.*)?$")
+
+
+def curl(argv: Sequence[str]) -> int:
+    """The real curl, with the README's `localhost:PORT` URLs pointed at the test's servers
+    and `--fail-with-body` added, so an HTTP error fails the block as it would fail a script
+    that checks."""
+    record({"tool": "curl", "argv": list(argv)})
+    args = []
+    for arg in argv:
+        match = CURL_URL.match(arg)
+        if match:
+            host = mapped(f"{match[2]}{match[3]}")
+            arg = f"{match[1] or 'http://'}{host}{match[4] or ''}"
+        args.append(arg)
+    real = shutil.which("curl", path=os.environ.get("WHOSPOKE_README_REAL_PATH"))
+    if real is None:
+        raise UsageError("curl is not installed")
+    return subprocess.run([real, "--fail-with-body", *args], check=False).returncode
+
+
 def main(argv: Sequence[str]) -> int:
-    tools = {"grpcurl": grpcurl, "grpc-health-probe": health_probe}
+    tools = {"grpcurl": grpcurl, "grpc-health-probe": health_probe, "curl": curl}
     try:
         return tools[argv[0]](argv[1:])
     except (UsageError, KeyError, json_format.ParseError) as error:

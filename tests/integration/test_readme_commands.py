@@ -37,6 +37,7 @@ from tests.fakes import (
     FakeTranscriptionEngine,
     wav_bytes,
 )
+from tests.gateway import gateway_server
 from tests.media import encoded
 from transcriber.config import ModelConfig, TranscriberConfig
 from transcriber.server import build_spec as transcriber_spec
@@ -45,7 +46,7 @@ from whospoke.common.metrics import Metrics
 from whospoke.common.server import RunningServer, ServiceSpec, start_server
 
 RUN = [b for b in readme.blocks() if b.marker == "run" and not b.needs_stack]
-TOOLS = ("grpcurl", "grpc-health-probe")
+TOOLS = ("grpcurl", "grpc-health-probe", "curl")
 SECONDS = 5.0
 """Long enough that a WAV's base64 (213 KB) is over Linux's 128 KiB limit for one argument."""
 MEDIA = {
@@ -85,8 +86,11 @@ def diarizer_spec() -> tuple[ServiceSpec, Metrics]:
 
 
 @asynccontextmanager
-async def servers(uploads: Path, diarizer: bool) -> AsyncIterator[dict[str, int]]:
-    """The README's ports (orchestrator 50060, transcriber 50061, diarizer 50062) → ours."""
+async def servers(
+    uploads: Path, diarizer: bool, http: bool = False
+) -> AsyncIterator[dict[str, int]]:
+    """The README's ports (orchestrator 50060, transcriber 50061, diarizer 50062, gateway
+    8000) → ours."""
     metrics = Metrics("orchestrator")
     config = OrchestratorConfig(
         server=ServerConfig(port=0),
@@ -109,7 +113,11 @@ async def servers(uploads: Path, diarizer: bool) -> AsyncIterator[dict[str, int]
         for port, (spec, spec_metrics) in specs.items():
             running[port] = await started(spec, spec_metrics)
             stack.push_async_callback(running[port].stop, 0)
-        yield {port: server.port for port, server in running.items()}
+        ports = {port: server.port for port, server in running.items()}
+        if http:
+            gateway = await stack.enter_async_context(gateway_server(ports["50060"]))
+            ports["8000"] = int(gateway.url.rsplit(":", 1)[1])
+        yield ports
 
 
 def checkout(root: Path, blocks: list[readme.Block]) -> None:
@@ -139,6 +147,7 @@ def environment(shims: Path, ports: dict[str, int], log: Path) -> dict[str, str]
     return {
         **keep,
         "PATH": path,
+        "WHOSPOKE_README_REAL_PATH": keep.get("PATH", ""),
         "WHOSPOKE_SERVER": f"127.0.0.1:{ports['50060']}",
         "WHOSPOKE_README_PORTS": ",".join(f"{k}={v}" for k, v in ports.items()),
         "WHOSPOKE_README_LOG": str(log),
@@ -173,7 +182,8 @@ async def test_readme_block_runs_as_written(block: readme.Block, tmp_path: Path)
     checkout(work, [block])
     before = files(work)
     shims = tool_shims(tmp_path / "bin")
-    async with servers(tmp_path / "uploads", diarizer="50062" in block.script) as ports:
+    uploads, http = tmp_path / "uploads", ":8000" in block.script
+    async with servers(uploads, diarizer="50062" in block.script, http=http) as ports:
         process = await asyncio.create_subprocess_exec(
             "bash",
             "-eu",

@@ -179,7 +179,12 @@ def test_port_layout_from_the_base_ports() -> None:
     ports = serve.plan_ports(args)
     assert ports.grpc == {"orchestrator": 7000, "transcriber": 7001, "diarizer": 7002}
     assert ports.metrics == {"orchestrator": 9000, "transcriber": 9001, "diarizer": 9002}
-    args = parser().parse_args(["serve", "--metrics-base-port", "0", "--diarizer-port", "7100"])
+    assert ports.http == 8000
+    assert (8000, "the gateway's HTTP port") in ports.wanted()
+    args = parser().parse_args(
+        ["serve", "--metrics-base-port", "0", "--diarizer-port", "7100", "--http-port", "0"]
+    )
     ports = serve.plan_ports(args)
     assert ports.grpc == {"orchestrator": 50060, "transcriber": 50061, "diarizer": 7100}
     assert ports.metrics == {"orchestrator": 0, "transcriber": 0, "diarizer": 0}
+    assert ports.http == 0 and all(port for port, _ in ports.wanted())

@@ -75,7 +75,8 @@ def test_serve_gives_the_orchestrator_its_data_dir_and_private_webhooks(
 
     monkeypatch.setattr(ServiceProcess, "start", start)
     free = {name: 0 for name in serve.SERVICES}
-    serve.start_all("127.0.0.1", serve.Ports(free, dict(free)), "base", 0, tmp_path)
+    serve.start_all("127.0.0.1", serve.Ports(free, dict(free), 8080), "base", 0, tmp_path)
+    assert started["gateway"] == ["--orchestrator", "orchestrator:1"]
     assert started["orchestrator"][-3:] == ["--data-dir", str(tmp_path), "--webhook-allow-private"]
     assert started["orchestrator"][:4] == [
         "--transcriber",

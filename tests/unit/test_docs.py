@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from diarizer.config import parser as diarizer_parser
+from gateway.config import parser as gateway_parser
 from orchestrator.config import parser as orchestrator_parser
 from tests import readme
 from transcriber.config import parser as transcriber_parser
@@ -52,6 +53,7 @@ def test_readme_documents_every_flag() -> None:
         if flag not in shared
     ]
     envs.append("WHOSPOKE_ORCHESTRATOR_MAX_MESSAGE_BYTES")
+    envs += gateway_parser().env_vars.values()
     missing = [env for env in envs if f"`{env}`" not in readme]
     assert not missing, f"add these to the README configuration table: {missing}"
 
@@ -70,6 +72,10 @@ def test_compose_services_have_grpc_healthchecks_and_gpu_reservations() -> None:
     assert {"transcriber:9461", "diarizer:9462", "orchestrator:9460"} <= set(targets)
     orchestrator = compose["services"]["orchestrator"]
     assert "dns:///diarizer:50062" in orchestrator["environment"].values()
+    gateway = compose["services"]["gateway"]
+    assert gateway["environment"]["WHOSPOKE_GATEWAY_ORCHESTRATOR"] == "dns:///orchestrator:50060"
+    assert "/health" in " ".join(gateway["healthcheck"]["test"])
+    assert "gateway:8000" in targets
 
 
 def test_grafana_dashboard_is_provisioned_and_queries_our_metrics() -> None:
@@ -154,6 +160,7 @@ def _parsers() -> dict[str, Callable[[], argparse.ArgumentParser]]:
         "whospoke-transcriber": transcriber_parser,
         "whospoke-diarizer": diarizer_parser,
         "whospoke-orchestrator": orchestrator_parser,
+        "whospoke-gateway": gateway_parser,
     }
 
 

@@ -181,6 +181,13 @@ def serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--transcriber-port", type=port, help="overrides --base-port + 1")
     serve.add_argument("--diarizer-port", type=port, help="overrides --base-port + 2")
     serve.add_argument("--metrics-port", type=port, help="orchestrator metrics port (override)")
+    serve.add_argument(
+        "--http-port",
+        type=port,
+        default=8000,
+        help="the HTTP gateway's port: OpenAI-compatible API, jobs, dashboard "
+        "(default %(default)s; 0: no gateway)",
+    )
     serve.add_argument("--model", default="base", help="Whisper model (see whospoke-transcriber)")
     serve.add_argument("--threads", type=int, default=0, help="CPU threads per service (0: auto)")
     serve.add_argument(

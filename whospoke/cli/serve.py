@@ -1,10 +1,12 @@
-"""`whospoke serve`: the three services on this machine, with the embedded default models.
+"""`whospoke serve`: the three services and the HTTP gateway on this machine, with the
+embedded default models.
 
 Ports follow one layout: the orchestrator on the base port, the transcriber on
 base+1 and the diarizer on base+2, and the same for metrics (9460, 9461, 9462), so
-every service can be scraped. All ports are checked before anything starts, since
-a port taken by another stack would otherwise be discovered minutes later, after
-the models have loaded, or (worse) answer the health checks in our place.
+every service can be scraped; the gateway (HTTP API and dashboard) on --http-port.
+All ports are checked before anything starts, since a port taken by another stack
+would otherwise be discovered minutes later, after the models have loaded, or (worse)
+answer the health checks in our place.
 """
 
 from __future__ import annotations
@@ -35,11 +37,15 @@ class Ports:
 
     grpc: dict[str, int]
     metrics: dict[str, int]
+    http: int = 0
+    """The gateway's HTTP port (0: no gateway)."""
 
     def wanted(self) -> list[tuple[int, str]]:
         """Every fixed port with what it is for, as "the transcriber's gRPC port"."""
         ports = [(p, f"the {name}'s gRPC port") for name, p in self.grpc.items() if p]
         ports += [(p, f"the {name}'s metrics port") for name, p in self.metrics.items() if p]
+        if self.http:
+            ports.append((self.http, "the gateway's HTTP port"))
         return ports
 
 
@@ -57,7 +63,7 @@ def plan_ports(args: argparse.Namespace) -> Ports:
             grpc_ports[name] = override
     if args.metrics_port is not None:
         metrics["orchestrator"] = args.metrics_port
-    ports = Ports(grpc_ports, metrics)
+    ports = Ports(grpc_ports, metrics, args.http_port)
     seen: dict[int, str] = {}
     for port, what in ports.wanted():
         if not 1 <= port <= 65535:
@@ -111,7 +117,8 @@ def orchestrator_flags(transcriber: str, diarizer: str, data: Path | None) -> li
 def start_all(
     host: str, ports: Ports, model: str, threads: int, data: Path | None = None
 ) -> list[ServiceProcess]:
-    """Start transcriber, diarizer and orchestrator (backends first) as subprocesses.
+    """Start transcriber, diarizer, orchestrator (backends first) and the gateway (when
+    `ports.http` is set) as subprocesses.
 
     `data` is the orchestrator's `--data-dir` (None: the orchestrator's default).
 
@@ -137,6 +144,9 @@ def start_all(
                 host,
             )
         )
+        if ports.http:
+            flags = ["--orchestrator", started[-1].address]
+            started.append(ServiceProcess.start("gateway", flags, ports.http, 0, host))
     except BaseException:
         for service in reversed(started):
             service.stop()
@@ -176,21 +186,31 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         with console.status("loading models (Whisper and pyannote)..."):
             await wait_all(services)
-        for s in services:
-            metrics = f"metrics :{s.metrics_port}" if s.metrics_port else "metrics off"
-            line = f"{s.name:<13} {s.address}  {metrics}  log {s.log_path}"
-            console.print(line, markup=False, soft_wrap=True)
-        console.print(f"{'jobs':<13} {data}", markup=False, soft_wrap=True)
-        console.print(
-            f"[bold green]ready[/]: whospoke process FILE --server {services[-1].address}"
-            "  (Ctrl-C stops)",
-            soft_wrap=True,
-        )
+        _report(console, services, data)
         await _until_signal(services)
     finally:
         for s in reversed(services):
             await asyncio.to_thread(s.stop)
     return 0
+
+
+def _report(console: Console, services: Sequence[ServiceProcess], data: Path) -> None:
+    """One line per service (address, metrics, log), then how to use them."""
+    orchestrator = next(s for s in services if s.name == "orchestrator")
+    for s in services:
+        if s.name == "gateway":
+            uses = "dashboard, /v1 (OpenAI), /docs"
+            line = f"{'gateway':<13} http://{s.address}  {uses}  log {s.log_path}"
+        else:
+            metrics = f"metrics :{s.metrics_port}" if s.metrics_port else "metrics off"
+            line = f"{s.name:<13} {s.address}  {metrics}  log {s.log_path}"
+        console.print(line, markup=False, soft_wrap=True)
+    console.print(f"{'jobs':<13} {data}", markup=False, soft_wrap=True)
+    console.print(
+        f"[bold green]ready[/]: whospoke process FILE --server {orchestrator.address}"
+        "  (Ctrl-C stops)",
+        soft_wrap=True,
+    )
 
 
 async def _until_signal(services: list[ServiceProcess]) -> None:

@@ -28,7 +28,15 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-MODULES = {"transcriber": "transcriber", "diarizer": "diarizer", "orchestrator": "orchestrator"}
+MODULES = {
+    "transcriber": "transcriber",
+    "diarizer": "diarizer",
+    "orchestrator": "orchestrator",
+    "gateway": "gateway",
+}
+HTTP_SERVICES = {"gateway"}
+"""Services that speak HTTP: no separate metrics port (/metrics is on their own), and an HTTP
+answer rather than the gRPC health service says they are up."""
 LOG_TAIL_LINES = 10
 PROC = Path("/proc")
 WILDCARDS = {ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::")}
@@ -198,7 +206,9 @@ class ServiceProcess:
         port = port or free_port()
         fd, log_name = tempfile.mkstemp(prefix=f"whospoke-{name}-", suffix=".log")
         command = [sys.executable, "-m", MODULES[name], "--port", str(port)]
-        command += ["--metrics-port", str(metrics_port), *args]
+        if name not in HTTP_SERVICES:
+            command += ["--metrics-port", str(metrics_port)]
+        command += args
         if host is not None:
             command += ["--host", host]
         env = {**os.environ, "PYANNOTE_METRICS_ENABLED": "false"}
@@ -240,12 +250,16 @@ class ServiceProcess:
             )
 
     async def wait_serving(self, within: float) -> None:
-        """Poll the standard health service until this process answers SERVING.
+        """Poll the standard health service until this process answers SERVING (an HTTP
+        service: until it answers HTTP at all; its /health then tells the rest).
 
         Raises `ServiceFailed` when the process exits, or when the port answers but
         is held by another process; `TimeoutError` after `within` seconds.
         """
         deadline = time.monotonic() + within
+        if self.name in HTTP_SERVICES:
+            await self._wait_http(deadline, within)
+            return
         async with self.channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
@@ -259,6 +273,15 @@ class ServiceProcess:
                     return
                 await asyncio.sleep(0.2)
         raise TimeoutError(f"{self.name} not SERVING after {within} s:\n{self.log()}")
+
+    async def _wait_http(self, deadline: float, within: float) -> None:
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if await _answers_http(self.connect_host, self.port):
+                self._check_owner()
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"{self.name} not answering HTTP after {within} s:\n{self.log()}")
 
     def _check_owner(self) -> None:
         """The SERVING answer came from this process, not from whatever else holds the port."""
@@ -285,6 +308,22 @@ class ServiceProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+async def _answers_http(host: str, port: int) -> bool:
+    """Whether host:port answers an HTTP request (any status)."""
+    try:
+        async with asyncio.timeout(2):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(f"GET /health HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+                await writer.drain()
+                line = await reader.readline()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return False
+    return line.startswith(b"HTTP/1.")
 
 
 def _is_ip(text: str) -> bool:
