@@ -79,6 +79,12 @@ def parser() -> EnvParser:
         type=float,
         minimum=0.1,
     )
+    _http_flags(p)
+    return p
+
+
+def _http_flags(p: EnvParser) -> None:
+    """The HTTP side: HTTPS, body limit, timeouts, CORS, logging, shutdown."""
     p.flag("tls-cert", "", "PEM certificate chain; with --tls-key serves HTTPS")
     p.flag("tls-key", "", "PEM private key of --tls-cert")
     p.flag(
@@ -112,7 +118,6 @@ def parser() -> EnvParser:
         type=float,
         minimum=0,
     )
-    return p
 
 
 def gateway_config(args: argparse.Namespace) -> GatewayConfig:
