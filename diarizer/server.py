@@ -2,7 +2,7 @@
 
 On a GPU, the device is sampled (`whospoke.common.gpu`) from the first audio to
 the clustering's end and the result carries the figures; on the CPU its
-`device` stays unset.
+`device` stays unset. `GetInfo` carries one sample of the GPU as it is now.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from diarizer.config import DiarizerConfig
 from diarizer.domain import DiarizationEngine
 from whospoke.common.errors import Unavailable
 from whospoke.common.feeder import StreamLimits
-from whospoke.common.gpu import PROCESS_MONITOR, GpuMonitor, cuda_index
+from whospoke.common.gpu import PROCESS_MONITOR, GpuMonitor, cuda_index, snapshot
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
@@ -51,6 +51,9 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
         self, request: pb.GetDiarizerInfoRequest, context: Context
     ) -> pb.DiarizerInfo:
         info = self._engine.info()
+        gpu = await asyncio.to_thread(
+            snapshot, self._gpu, cuda_index(info.device, info.device_index)
+        )
         return pb.DiarizerInfo(
             segmentation_model=info.segmentation_model,
             embedding_model=info.embedding_model,
@@ -63,6 +66,7 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
             max_concurrent_streams=self._limiter.max_running,
             max_queued_streams=self._limiter.max_queued,
             ready=self._engine.ready,
+            gpu=gpu,
         )
 
     async def Diarize(

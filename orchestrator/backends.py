@@ -6,6 +6,9 @@ them, which is how one host with several GPUs (one replica per GPU) scales. A
 restarted backend is reconnected within about two seconds (short reconnect backoff). Every
 call has a deadline that grows with the audio's length; closing an event stream
 early cancels the call, so a cancelled job stops work on the backends too.
+A health check also asks the backend's `GetInfo` what it runs (models, device,
+its GPU now), at the same time and with the same deadline; a backend that does
+not answer is reported without them, never as a failure of the check.
 Backend failures come out as our own errors of the same kind naming the backend
 (`whospoke.common.errors.from_rpc_error`); the audio is written through
 `whospoke.common.calls`, which keeps the status a backend sent when it ends a
@@ -14,10 +17,12 @@ call while audio is still being sent (grpc.aio would report INTERNAL instead).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
@@ -26,6 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from orchestrator.domain import (
     AudioSource,
     BackendHealth,
+    BackendInfo,
     DiarizationDone,
     DiarizationEvent,
     Progressed,
@@ -41,6 +47,11 @@ from whospoke.v1 import audio_pb2, diarizer_pb2, diarizer_pb2_grpc
 from whospoke.v1 import transcriber_pb2 as tpb
 from whospoke.v1 import transcriber_pb2_grpc as tpb_grpc
 
+logger = logging.getLogger(__name__)
+
+SEGMENTATION_DEFAULT = "pyannote/segmentation-3.0 (embedded)"
+EMBEDDING_DEFAULT = "CAM++ 3D-Speaker zh-en common (embedded)"
+"""The diarizer's embedded models, as it names them, for a diarizer that leaves them blank."""
 SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 HEALTH_TIMEOUT_SECONDS = 3.0
 
@@ -122,7 +133,23 @@ class _Backend:
         await self._channel.close()
 
     async def health(self) -> BackendHealth:
-        return await check_health(self._channel, self.name, self._settings.target, self.service)
+        """Its health and what it runs, asked at once (each within `HEALTH_TIMEOUT_SECONDS`)."""
+        checked, info = await asyncio.gather(
+            check_health(self._channel, self.name, self._settings.target, self.service),
+            self._info(),
+        )
+        return replace(checked, info=info)
+
+    async def _info(self) -> BackendInfo:
+        """What it runs; empty when `GetInfo` fails (the health check says why)."""
+        try:
+            return await self._describe()
+        except grpc.aio.AioRpcError as error:
+            logger.debug("%s GetInfo failed: %s", self.name, error.code().name)
+            return BackendInfo()
+
+    async def _describe(self) -> BackendInfo:
+        raise NotImplementedError
 
 
 class GrpcTranscriber(_Backend):
@@ -132,6 +159,13 @@ class GrpcTranscriber(_Backend):
     def __init__(self, settings: BackendSettings) -> None:
         super().__init__(settings)
         self._stub = tpb_grpc.TranscriberStub(self._channel)
+
+    async def _describe(self) -> BackendInfo:
+        info = await self._stub.GetInfo(
+            tpb.GetTranscriberInfoRequest(), timeout=HEALTH_TIMEOUT_SECONDS
+        )
+        device = device_name(info.device, info.device_index)
+        return BackendInfo((info.model,), device, _stats(info, "gpu", self.name))
 
     async def transcribe(
         self, audio: AudioSource, options: TranscriptionOptions
@@ -150,7 +184,7 @@ class GrpcTranscriber(_Backend):
                     yield transcription.warning_from_pb(response.warning)
                 elif kind == "summary":
                     summary = response.summary
-                    device = _device(summary, self.name)
+                    device = _stats(summary, "device", self.name)
                     yield TranscriptDone(summary.language, summary.model, device)
 
 
@@ -171,6 +205,18 @@ class GrpcDiarizer(_Backend):
             raise from_rpc_error(error, self._peer) from error
         return info.segmentation_model, info.embedding_model
 
+    async def _describe(self) -> BackendInfo:
+        info = await self._stub.GetInfo(
+            diarizer_pb2.GetDiarizerInfoRequest(), timeout=HEALTH_TIMEOUT_SECONDS
+        )
+        models = (
+            info.segmentation_model or SEGMENTATION_DEFAULT,
+            info.embedding_model or EMBEDDING_DEFAULT,
+        )
+        gpu = _stats(info, "gpu", self.name)
+        device = device_name(info.device, None if gpu is None else gpu.gpu_index)
+        return BackendInfo(models, device, gpu)
+
     async def diarize(
         self, audio: AudioSource, options: DiarizationOptions
     ) -> AsyncIterator[DiarizationEvent]:
@@ -183,18 +229,26 @@ class GrpcDiarizer(_Backend):
                     yield Progressed(response.progress.analysed_seconds)
                 else:
                     output = diarization.output_from_pb(response.result)
-                    yield DiarizationDone(output, _device(response.result, self.name))
+                    yield DiarizationDone(output, _stats(response.result, "device", self.name))
 
 
-def _device(final: Any, backend: str) -> audio_pb2.DeviceStats | None:
-    """The GPU statistics of a final message, named after `backend`; None when absent
-    (the backend ran on the CPU)."""
-    if not final.HasField("device"):
+def _stats(message: Any, name: str, backend: str) -> audio_pb2.DeviceStats | None:
+    """The GPU statistics in field `name` of a message, named after `backend`; None when
+    absent (the backend runs on the CPU)."""
+    if not message.HasField(name):
         return None
     device = audio_pb2.DeviceStats()
-    device.CopyFrom(final.device)
+    device.CopyFrom(getattr(message, name))
     device.backend = backend
     return device
+
+
+def device_name(kind: str, index: int | None) -> str:
+    """ "cpu", or "cuda:N" when the CUDA device's index is known (the diarizer sends it
+    only with its GPU statistics)."""
+    if kind != "cuda" or index is None:
+        return kind
+    return f"cuda:{index}"
 
 
 async def _wrap(

@@ -1,16 +1,10 @@
-"""Job events (domain) to `ProcessEvent` messages."""
+"""Job events (domain) to `ProcessEvent` messages: one message per event."""
 
 from __future__ import annotations
 
-from orchestrator.jobs import (
-    JobEvent,
-    JobResult,
-    JobWarning,
-    ProgressUpdate,
-    Queued,
-    StageStarted,
-)
+from orchestrator.jobs import JobEvent, JobResult, Queued, StageStarted
 from orchestrator.merge import AttributedSegment
+from orchestrator.progress import JobWarning, ProgressUpdate
 from whospoke.contract.diarization import turn_to_pb
 from whospoke.contract.transcription import Segment, segment_to_pb
 from whospoke.v1 import diarizer_pb2
@@ -48,6 +42,8 @@ def event_to_pb(event: JobEvent, elapsed: float) -> pb.ProcessEvent:
         )
     elif isinstance(event, Segment):
         message.segment.CopyFrom(segment_to_pb(event))
+    elif isinstance(event, AttributedSegment):
+        message.attributed_segment.CopyFrom(attributed_to_pb(event))
     elif isinstance(event, JobWarning):
         message.warning.CopyFrom(warning_to_pb(event))
     else:
@@ -60,7 +56,7 @@ def result_to_pb(result: JobResult) -> pb.ProcessResult:
     transcription_model, segmentation_model, embedding_model = result.models
     return pb.ProcessResult(
         text=result.text,
-        segments=[_segment(s) for s in result.segments],
+        segments=[attributed_to_pb(s) for s in result.segments],
         transcription_segments=[segment_to_pb(s) for s in result.transcription_segments],
         diarization_turns=[turn_to_pb(t) for t in result.diarization.turns],
         exclusive_turns=[turn_to_pb(t) for t in result.diarization.exclusive_turns],
@@ -97,7 +93,7 @@ def warning_to_pb(warning: JobWarning) -> pb.Warning:
     )
 
 
-def _segment(segment: AttributedSegment) -> pb.AttributedSegment:
+def attributed_to_pb(segment: AttributedSegment) -> pb.AttributedSegment:
     return pb.AttributedSegment(
         start_seconds=segment.start,
         end_seconds=segment.end,

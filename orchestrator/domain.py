@@ -7,7 +7,7 @@ these events; tests inject fakes that produce them directly.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput
@@ -53,11 +53,23 @@ DiarizationEvent = Progressed | DiarizationDone
 
 
 @dataclass(frozen=True)
+class BackendInfo:
+    """What a backend runs, as its `GetInfo` says; empty when it did not answer."""
+
+    models: tuple[str, ...] = ()
+    device: str = ""
+    """"cpu", or "cuda:N" ("cuda" when the index is unknown)."""
+    gpu: audio_pb2.DeviceStats | None = None
+    """Its GPU now (`backend` set); None on the CPU or when unknown."""
+
+
+@dataclass(frozen=True)
 class BackendHealth:
     name: str
     address: str
     serving: bool
     detail: str = ""
+    info: BackendInfo = field(default_factory=BackendInfo)
 
 
 class AudioSource(Protocol):

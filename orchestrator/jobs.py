@@ -14,6 +14,11 @@ analysed by the diarizer). Each stage's timer stops when it ends and a progress
 event says so at once (`transcription_done`, `diarization_done`). Warnings the
 transcriber raises about stretches of speech left without text are passed on
 with their time range.
+
+Once both a transcript segment and the diarizer's turns are known, the segment
+goes out again with its speakers (`AttributedSegment`): when diarization ends
+first, each segment is attributed as it arrives; when it ends last, all of them
+are at that moment. These are the result's segments (see `orchestrator.progress`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +39,14 @@ from orchestrator.domain import (
     TranscriberBackend,
     TranscriptDone,
 )
-from orchestrator.merge import AttributedSegment, attribute, full_text
+from orchestrator.merge import AttributedSegment, full_text
+from orchestrator.progress import (
+    JobWarning,
+    ProgressUpdate,
+    RunState,
+    closing_warnings,
+    progress,
+)
 from orchestrator.spool import DecodeProgress, SpooledAudio, spool
 from orchestrator.streams import interleave
 from whospoke.common.decode import Source as FileSource
@@ -46,8 +58,6 @@ from whospoke.v1 import audio_pb2
 
 logger = logging.getLogger(__name__)
 
-DECODE_SHARE = 0.05
-"""Part of the overall percentage given to decoding; the rest follows the slower stage."""
 DECODE_PROGRESS_SECONDS = 0.5
 """How often a progress event is sent while decoding."""
 
@@ -61,29 +71,6 @@ class Queued:
 class StageStarted:
     stage: str
     audio_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class ProgressUpdate:
-    transcription_percent: float
-    diarization_percent: float
-    overall_percent: float
-    transcription_elapsed: float
-    diarization_elapsed: float
-    segment_count: int
-    decoding_percent: float = 0.0
-    decoding_elapsed: float = 0.0
-    transcription_done: bool = False
-    diarization_done: bool = False
-
-
-@dataclass(frozen=True)
-class JobWarning:
-    code: str
-    message: str
-    start: float = 0.0
-    """The stretch of audio it concerns, in seconds; 0 to 0 for the whole job."""
-    end: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -113,37 +100,12 @@ class JobResult:
     """GPU use of each backend that ran on a GPU, by backend name."""
 
 
-JobEvent = Queued | StageStarted | ProgressUpdate | Segment | JobWarning | JobResult
+JobEvent = (
+    Queued | StageStarted | ProgressUpdate | Segment | AttributedSegment | JobWarning | JobResult
+)
+"""What a job sends: attributed segments follow the transcript once the speakers are known."""
 Source = Callable[[], FileSource]
 """Gives the file when the job starts (an upload may have been deleted while queued)."""
-
-
-@dataclass
-class _State:
-    """What the job's stages have produced so far, and when each started and ended.
-
-    The stage timers stop at the `*_done` instants, so the elapsed times sent
-    with progress and in the result stop advancing when a stage ends.
-    """
-
-    decode_started: float
-    decode: DecodeProgress = field(default_factory=DecodeProgress)
-    decode_done: float | None = None
-    started: float | None = None
-    """When transcription and diarization started (decoding had ended)."""
-    audio_seconds: float = 0.0
-    segments: list[Segment] = field(default_factory=list)
-    speech_warnings: int = 0
-    warnings: list[JobWarning] = field(default_factory=list)
-    transcribed: float = 0.0
-    diarized: float = 0.0
-    language: str = ""
-    transcription_model: str = ""
-    diarization: DiarizationOutput = field(default_factory=lambda: DiarizationOutput((), (), ()))
-    transcription_done: float | None = None
-    diarization_done: float | None = None
-    diarization_failed: bool = False
-    devices: list[audio_pb2.DeviceStats] = field(default_factory=list)
 
 
 class JobRunner:
@@ -170,7 +132,7 @@ class JobRunner:
                 yield Queued(position)
             queued = time.perf_counter() - started
             yield StageStarted("decoding")
-            state = _State(time.perf_counter())
+            state = RunState(time.perf_counter())
             decoding = asyncio.ensure_future(self._decode(source, state.decode))
             try:
                 async for update in _while_decoding(decoding, options, state):
@@ -178,7 +140,7 @@ class JobRunner:
                 audio = decoding.result()
                 state.decode_done = state.started = time.perf_counter()
                 state.audio_seconds = audio.duration_seconds
-                yield _progress(options, state, state.started)
+                yield progress(options, state, state.started)
                 async for event in self._fan_out(audio, options, state):
                     if isinstance(event, JobWarning):
                         state.warnings.append(event)
@@ -191,9 +153,9 @@ class JobRunner:
         finally:
             ticket.release()
 
-    async def _decode(self, source: Source, progress: DecodeProgress) -> SpooledAudio:
+    async def _decode(self, source: Source, decoded: DecodeProgress) -> SpooledAudio:
         try:
-            audio = await spool(source, self._spool_dir, self._max_audio_seconds, progress)
+            audio = await spool(source, self._spool_dir, self._max_audio_seconds, decoded)
         except FileNotFoundError:
             raise NotFound(
                 "upload_id: the upload was deleted or expired before its job started"
@@ -204,11 +166,11 @@ class JobRunner:
         return audio
 
     async def _finish(
-        self, options: JobOptions, state: _State, started: float, queued: float
+        self, options: JobOptions, state: RunState, started: float, queued: float
     ) -> AsyncIterator[JobEvent]:
         merge_start = time.perf_counter()
-        segments = attribute(state.segments, state.diarization.exclusive_turns)
-        for warning in _warnings(options, state):
+        segments = state.result_segments()
+        for warning in closing_warnings(options, state):
             state.warnings.append(warning)
             yield warning
         models = await self._models(options, state)
@@ -236,7 +198,7 @@ class JobRunner:
         )
 
     async def _fan_out(
-        self, audio: SpooledAudio, options: JobOptions, state: _State
+        self, audio: SpooledAudio, options: JobOptions, state: RunState
     ) -> AsyncIterator[JobEvent]:
         streams: dict[str, AsyncIterator[Any]] = {}
         if not options.skip_transcription:
@@ -267,20 +229,25 @@ class JobRunner:
                 state.segments.append(event)
                 state.transcribed = max(state.transcribed, event.end)
                 yield event
+                for attributed in state.attribute([event]):  # once the speakers are known
+                    yield attributed
                 continue
             elif isinstance(event, TranscriptDone):
                 state.language, state.transcription_model = event.language, event.model
                 state.transcription_done, state.transcribed = now, state.audio_seconds
             elif isinstance(event, DiarizationDone):
-                state.diarization = event.output
+                state.diarization, state.speakers_known = event.output, True
                 state.diarization_done, state.diarized = now, state.audio_seconds
             elif isinstance(event, Progressed) and name == "diarizer":
                 state.diarized = max(state.diarized, event.seconds)
             elif isinstance(event, Progressed):
                 state.transcribed = max(state.transcribed, event.seconds)
-            yield _progress(options, state, now)
+            yield progress(options, state, now)
+            if isinstance(event, DiarizationDone):  # the segments so far get their speakers
+                for attributed in state.attribute(state.segments):
+                    yield attributed
 
-    async def _models(self, options: JobOptions, state: _State) -> tuple[str, str, str]:
+    async def _models(self, options: JobOptions, state: RunState) -> tuple[str, str, str]:
         segmentation = embedding = ""
         if not options.skip_diarization:
             try:
@@ -306,7 +273,7 @@ async def _tolerant(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 
 async def _while_decoding(
-    decoding: asyncio.Future[SpooledAudio], options: JobOptions, state: _State
+    decoding: asyncio.Future[SpooledAudio], options: JobOptions, state: RunState
 ) -> AsyncIterator[ProgressUpdate]:
     """A progress update every `DECODE_PROGRESS_SECONDS` until `decoding` ends.
 
@@ -317,7 +284,7 @@ async def _while_decoding(
     while not decoding.done():
         await asyncio.wait({decoding}, timeout=DECODE_PROGRESS_SECONDS)
         if not decoding.done():
-            yield _progress(options, state, time.perf_counter())
+            yield progress(options, state, time.perf_counter())
 
 
 async def _discard(decoding: asyncio.Future[SpooledAudio]) -> None:
@@ -328,59 +295,3 @@ async def _discard(decoding: asyncio.Future[SpooledAudio]) -> None:
     if decoding.cancelled() or decoding.exception() is not None:
         return
     await decoding.result().remove()
-
-
-def _percent(done: float, total: float) -> float:
-    return 100.0 if total <= 0 else min(100.0, 100.0 * done / total)
-
-
-def _stage(
-    skipped: bool, done_at: float | None, seconds: float, state: _State, now: float
-) -> tuple[float, float, bool]:
-    """(percent, elapsed seconds, done) of transcription or diarization.
-
-    A skipped stage is done at 100 % in no time; one that has not started (still
-    decoding) is at 0; a finished one keeps its final elapsed time.
-    """
-    if skipped:
-        return 100.0, 0.0, True
-    if state.started is None:
-        return 0.0, 0.0, False
-    percent = _percent(seconds, state.audio_seconds)
-    return percent, (done_at or now) - state.started, done_at is not None
-
-
-def _progress(options: JobOptions, state: _State, now: float) -> ProgressUpdate:
-    transcription, t_elapsed, t_done = _stage(
-        options.skip_transcription, state.transcription_done, state.transcribed, state, now
-    )
-    diarization, d_elapsed, d_done = _stage(
-        options.skip_diarization, state.diarization_done, state.diarized, state, now
-    )
-    # A stage that has ended (a failed diarization included) holds nothing back.
-    slowest = min(100.0 if t_done else transcription, 100.0 if d_done else diarization)
-    decoding = state.decode.percent
-    return ProgressUpdate(
-        transcription_percent=transcription,
-        diarization_percent=diarization,
-        overall_percent=DECODE_SHARE * decoding + (1 - DECODE_SHARE) * slowest,
-        transcription_elapsed=t_elapsed,
-        diarization_elapsed=d_elapsed,
-        segment_count=len(state.segments),
-        decoding_percent=decoding,
-        decoding_elapsed=(state.decode_done or now) - state.decode_started,
-        transcription_done=t_done,
-        diarization_done=d_done,
-    )
-
-
-def _warnings(options: JobOptions, state: _State) -> list[JobWarning]:
-    warnings = []
-    if not options.skip_transcription and not state.segments and not state.speech_warnings:
-        # With speech warnings the transcriber did hear speech: those warnings say where.
-        warnings.append(JobWarning("no_speech", "the transcriber found no speech in the audio"))
-    if state.diarization_failed:
-        return warnings
-    if not options.skip_diarization and not state.diarization.exclusive_turns:
-        warnings.append(JobWarning("no_speakers", "the diarizer found no speaker turns"))
-    return warnings

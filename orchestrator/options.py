@@ -25,6 +25,8 @@ def options_from_pb(options: pb.ProcessOptions) -> JobOptions:
     )
     if options.HasField("word_timestamps"):
         transcription.word_timestamps = options.word_timestamps
+    if options.HasField("temperature"):
+        transcription.temperature = options.temperature
     diarization = diarizer_pb2.DiarizationConfig()
     for name in ("num_speakers", "min_speakers", "max_speakers"):
         if options.HasField(name):

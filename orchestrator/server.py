@@ -14,7 +14,7 @@ import grpc
 from orchestrator import spool
 from orchestrator.config import JobsConfig, OrchestratorConfig
 from orchestrator.convert import event_to_pb
-from orchestrator.domain import DiarizerBackend, TranscriberBackend
+from orchestrator.domain import BackendHealth, DiarizerBackend, TranscriberBackend
 from orchestrator.durable import DurableJobs
 from orchestrator.jobs import JobRunner, Source
 from orchestrator.jobs_convert import stats_to_pb
@@ -115,10 +115,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     ) -> pb.OrchestratorStatus:
         backends = await asyncio.gather(self._transcriber.health(), self._diarizer.health())
         status = pb.OrchestratorStatus(
-            backends=[
-                pb.BackendStatus(name=b.name, address=b.address, serving=b.serving, detail=b.detail)
-                for b in backends
-            ],
+            backends=[_backend_status(b) for b in backends],
             jobs_running=self._limiter.running,
             jobs_queued=self._limiter.queued,
             max_concurrent_jobs=self._limiter.max_running,
@@ -135,6 +132,18 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
                 stats_to_pb(stats, self.durable.store.kind, queue.state.running_here)
             )
         return status
+
+
+def _backend_status(backend: BackendHealth) -> pb.BackendStatus:
+    return pb.BackendStatus(
+        name=backend.name,
+        address=backend.address,
+        serving=backend.serving,
+        detail=backend.detail,
+        models=backend.info.models,
+        device=backend.info.device,
+        gpu=backend.info.gpu,
+    )
 
 
 def upload_info_pb(info: UploadInfo) -> pb.UploadInfo:

@@ -203,10 +203,12 @@ class FakeTranscriber:
 
     `warnings` are sent after the segments, before the end, as a transcriber
     reports speech it could not turn into text; with `writes` False it sends no
-    segment at all.
+    segment at all. `hold` is waited for before the segment of each second from
+    `hold_from` on (the earlier ones go out at once).
     """
 
     hold: asyncio.Event | None = None
+    hold_from: int = 0
     fail: Exception | None = None
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     options: list[TranscriptionOptions] = field(default_factory=list)
@@ -222,7 +224,7 @@ class FakeTranscriber:
                 if len(chunk.pcm_s16le) < 2 * SAMPLE_RATE:
                     continue
                 second = chunk.offset_samples // SAMPLE_RATE
-                if self.hold is not None:
+                if self.hold is not None and second >= self.hold_from:
                     await self.hold.wait()
                 if self.fail is not None:
                     raise self.fail

@@ -7,11 +7,12 @@ loop runs the session in a worker thread whenever new audio has arrived. The
 session's segments, warnings and progress markers become responses in the order
 it yields them. On a GPU, the device is sampled (`whospoke.common.gpu`) while
 the stream is transcribed and the summary carries the figures; on the CPU its
-`device` stays unset.
+`device` stays unset. `GetInfo` carries one sample of the GPU as it is now.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -23,7 +24,7 @@ from transcriber.config import TranscriberConfig
 from transcriber.domain import Transcribed, TranscriptionEngine, TranscriptionSession
 from whospoke.common.errors import Unavailable
 from whospoke.common.feeder import StreamLimits
-from whospoke.common.gpu import PROCESS_MONITOR, GpuMonitor, cuda_index
+from whospoke.common.gpu import PROCESS_MONITOR, GpuMonitor, cuda_index, snapshot
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
@@ -66,6 +67,9 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
         self, request: pb.GetTranscriberInfoRequest, context: Context
     ) -> pb.TranscriberInfo:
         info = self._engine.info()
+        gpu = await asyncio.to_thread(
+            snapshot, self._gpu, cuda_index(info.device, info.device_index)
+        )
         return pb.TranscriberInfo(
             model=info.model,
             device=info.device,
@@ -77,6 +81,7 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
             max_queued_streams=self._limiter.max_queued,
             cpu_threads=info.cpu_threads,
             ready=self._engine.ready,
+            gpu=gpu,
         )
 
     async def Transcribe(

@@ -14,14 +14,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.domain import JobOptions
-from orchestrator.jobs import (
-    JobEvent,
-    JobResult,
-    JobRunner,
-    JobWarning,
-    ProgressUpdate,
-    StageStarted,
-)
+from orchestrator.jobs import JobEvent, JobResult, JobRunner, StageStarted
+from orchestrator.progress import JobWarning, ProgressUpdate
 from orchestrator.spool import DecodeProgress
 from tests.fakes import FakeDiarizer, FakeTranscriber, wav_bytes
 from tests.media import PipedFile, encoded, flac_silence

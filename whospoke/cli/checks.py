@@ -46,8 +46,14 @@ def check_options(args: argparse.Namespace) -> None:
         _not_with("--no-diarization", _given(args, "speakers", "min_speakers", "max_speakers"))
         _not_with("--no-diarization", ["--require-diarization"] if args.require_diarization else [])
     if args.no_transcription:
-        _not_with("--no-transcription", _given(args, "language", "prompt", "hotwords"))
+        given = _given(args, "language", "prompt", "hotwords", "temperature")
+        _not_with("--no-transcription", given)
     check_speakers(args.speakers, args.min_speakers, args.max_speakers)
+    if args.temperature is not None and not 0 <= args.temperature <= 1:
+        raise UsageError(
+            f"--temperature must be between 0 and 1, got {args.temperature:g}",
+            "Leave it out (0) for the same text on every run.",
+        )
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(
             f"--timeout must be more than 0 seconds, got {args.timeout:g}",

@@ -71,6 +71,8 @@ def options_from_args(args: argparse.Namespace) -> pb.ProcessOptions:
         options.min_speakers = args.min_speakers
     if args.max_speakers is not None:
         options.max_speakers = args.max_speakers
+    if args.temperature is not None:
+        options.temperature = args.temperature
     return options
 
 
@@ -210,6 +212,22 @@ def warner(console: Console, quiet: bool) -> ProgressWarn:
     return lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def backend_line(backend: pb.BackendStatus) -> str:
+    """What a backend runs: its models, device and (on a GPU) how busy and full it is now."""
+    parts = []
+    if backend.models:
+        parts.append("models " + ", ".join(backend.models))
+    if backend.device:
+        parts.append("on " + backend.device)
+    if backend.HasField("gpu"):
+        gpu, gib = backend.gpu, 1 << 30
+        parts.append(
+            f"{gpu.gpu_name or 'GPU'} {gpu.utilization_percent_max:.0f} % busy, "
+            f"{gpu.memory_used_bytes_max / gib:.1f} of {gpu.memory_total_bytes / gib:.1f} GiB used"
+        )
+    return "; ".join(parts)
+
+
 async def health(conn: Connection, seconds: float) -> int:
     """Health of the orchestrator and, through its status, of its backends (exit 0 or 1)."""
     console = Console(highlight=False)
@@ -229,6 +247,8 @@ async def health(conn: Connection, seconds: float) -> int:
     for b in status.backends:
         state = "SERVING" if b.serving else f"NOT SERVING ({b.detail})"
         console.print(f"  {b.name} {b.address}: {state}", markup=False)
+        if b.models or b.device:
+            console.print(f"    {backend_line(b)}", markup=False)
     console.print(
         f"  jobs: {status.jobs_running} running, {status.jobs_queued} queued "
         f"(limits {status.max_concurrent_jobs} + {status.max_queued_jobs})"

@@ -92,6 +92,12 @@ def processing_flags() -> Parser:
     )
     flags.add_argument("--prompt", help="context for the model: names, spelling, style")
     flags.add_argument("--hotwords", help="words the decoder should favour")
+    flags.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help="decoder sampling temperature, 0 to 1 (default 0: the same text on every run)",
+    )
     return flags
 
 

@@ -6,7 +6,8 @@ driver does, through NVML (`nvidia-ml-py`). A `GpuMonitor` (one per process)
 initialises NVML once, lazily and from a worker thread; `GpuMonitor.watch`
 samples utilisation and memory in a background thread while a stream is
 processed and leaves a `DeviceStats` when it ends (`None` on the CPU, or when
-NVML is unusable: that is logged once and never fails a request).
+NVML is unusable: that is logged once and never fails a request). `snapshot`
+takes a single sample, for a service's `GetInfo` (the GPU as it is now).
 
 NVML sees the whole device: utilisation and memory include every process on
 it, other streams of the same backend and its loaded model too.
@@ -247,20 +248,51 @@ class GpuWatch:
             handle = None if nvml is None else self._monitor.handle(nvml, index)
             if nvml is None or handle is None:
                 return
-            name = nvml.nvmlDeviceGetName(handle)
-            self._samples.name = name.decode() if isinstance(name, bytes) else name
-            self._sample(nvml, handle)
+            self._samples.name = device_name(nvml, handle)
+            sample(nvml, handle, self._samples)
             while not self._stop.wait(self._monitor.interval):
-                self._sample(nvml, handle)
-            self._sample(nvml, handle)
+                sample(nvml, handle, self._samples)
+            sample(nvml, handle, self._samples)
         except Exception as error:
             self._monitor.warn_once(
                 f"sampling {index}", f"GPU statistics of CUDA device {index} failed: {error}"
             )
 
-    def _sample(self, nvml: Nvml, handle: object) -> None:
-        utilization = nvml.nvmlDeviceGetUtilizationRates(handle)
-        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-        self._samples.total = int(memory.total)
-        self._samples.utilization.append(float(utilization.gpu))
-        self._samples.memory.append(int(memory.used))
+
+def device_name(nvml: Nvml, handle: object) -> str:
+    name = nvml.nvmlDeviceGetName(handle)
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def sample(nvml: Nvml, handle: object, samples: GpuSamples) -> None:
+    """Add the device's utilisation and memory now to `samples`."""
+    utilization = nvml.nvmlDeviceGetUtilizationRates(handle)
+    memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+    samples.total = int(memory.total)
+    samples.utilization.append(float(utilization.gpu))
+    samples.memory.append(int(memory.used))
+
+
+def snapshot(monitor: GpuMonitor, gpu_index: int | None) -> audio_pb2.DeviceStats | None:
+    """One sample of CUDA device `gpu_index` now, for a service's `GetInfo`.
+
+    Blocking (NVML may be initialised here): call it from a worker thread. None
+    off CUDA (`gpu_index` None) and when NVML fails, which is logged once and
+    never fails the call.
+    """
+    if gpu_index is None:
+        return None
+    samples = GpuSamples()
+    try:
+        nvml = monitor.nvml()
+        handle = None if nvml is None else monitor.handle(nvml, gpu_index)
+        if nvml is None or handle is None:
+            return None
+        samples.name = device_name(nvml, handle)
+        sample(nvml, handle, samples)
+    except Exception as error:
+        monitor.warn_once(
+            f"snapshot {gpu_index}", f"GPU statistics of CUDA device {gpu_index} failed: {error}"
+        )
+        return None
+    return summarize(gpu_index, samples, 0.0)

@@ -29,6 +29,8 @@ class TranscriptionOptions:
     vad_filter: bool = True
     live: bool = False
     """Audio arrives as spoken: decode each utterance at once (pieces follow arrival)."""
+    temperature: float = 0.0
+    """Sampling temperature of the decoder, 0 to 1: 0 decodes deterministically."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,22 @@ def options_from_pb(
         hotwords=config.hotwords or None,
         vad_filter=config.vad_filter if config.HasField("vad_filter") else True,
         live=config.live,
+        temperature=_temperature(config, field),
     )
+
+
+def _temperature(config: pb.TranscriptionConfig, field: str) -> float:
+    """The temperature asked for (0 when unset), within 0 to 1: the range of Whisper's own fallback.
+
+    The message holds a 32-bit float: rounding to 6 places gives back the number
+    the client wrote (0.7, not 0.699999988).
+    """
+    if not config.HasField("temperature"):
+        return 0.0
+    value = config.temperature
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise InvalidArgument(f"{field}.temperature: {value:g} is outside the range 0 to 1")
+    return round(value, 6)
 
 
 def options_to_pb(options: TranscriptionOptions) -> pb.TranscriptionConfig:
@@ -90,6 +107,7 @@ def options_to_pb(options: TranscriptionOptions) -> pb.TranscriptionConfig:
         hotwords=options.hotwords or "",
         vad_filter=options.vad_filter,
         live=options.live,
+        temperature=options.temperature,
     )
 
 
