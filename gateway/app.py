@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from gateway import errors, models, transcriptions
+from gateway import errors, jobs, models, transcriptions
 from gateway.config import GatewayConfig
 from gateway.httpmetrics import HttpMetrics, MetricsMiddleware
 from gateway.limits import BodyLimit
@@ -43,12 +43,14 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> FastA
     errors.install(app)
     app.include_router(transcriptions.router)
     app.include_router(models.router)
+    app.include_router(jobs.router)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After"],
         )
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

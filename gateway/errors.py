@@ -40,7 +40,13 @@ _STATUS: dict[grpc.StatusCode, tuple[int, str, str]] = {
     grpc.StatusCode.UNIMPLEMENTED: (501, "server_error", "not_implemented"),
 }
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*): ")
-_PARAMS = {"audio": "file", "upload_id": "file", "upload": "file", "initial_prompt": "prompt"}
+_PARAMS = {
+    "audio": "file",
+    "upload_id": "file",
+    "upload": "file",
+    "initial_prompt": "prompt",
+    "webhook_url": "callback_url",
+}
 """Contract field names as the HTTP form calls them."""
 
 
