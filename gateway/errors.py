@@ -97,7 +97,7 @@ def from_rpc(error: grpc.aio.AioRpcError) -> ApiError:
     if code == grpc.StatusCode.UNAVAILABLE and not _FIELD.match(details):
         details = f"orchestrator: unavailable: {details}"
     param = None
-    if status == 400 and (match := _FIELD.match(details)):
+    if status in (400, 413) and (match := _FIELD.match(details)):
         last = match.group(1).split(".")[-1]
         param = _PARAMS.get(last, last)
     return ApiError(status, details, kind, param, short, headers)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
+from prometheus_client import Counter
 from sse_starlette.sse import EventSourceResponse
 
 from gateway.answers import answer
@@ -97,8 +98,9 @@ async def _run(request: Request, file: UploadFile, asked: Transcription) -> Resp
     except BaseException as error:
         await asyncio.shield(call.finish("failed", failure(error).message))
         raise
+    audio_seconds = state.metrics.audio_seconds.labels("gateway")
     if asked.stream:
-        return await _streamed(call, events)
+        return await _streamed(request, call, events, audio_seconds)
     try:
         result = await until_disconnected(request, call.result(events))
     except ClientGone:
@@ -107,39 +109,67 @@ async def _run(request: Request, file: UploadFile, asked: Transcription) -> Resp
     except BaseException as error:
         await asyncio.shield(call.finish("failed", failure(error).message))
         raise
-    state.metrics.audio_seconds.labels("gateway").inc(result.audio_duration_seconds)
+    audio_seconds.inc(result.audio_duration_seconds)
     await call.finish("succeeded")
     return answer(result, asked)
 
 
-async def _streamed(call: Call, events: AsyncGenerator[pb.ProcessEvent, None]) -> Response:
-    """SSE from the first event on; a failure before it (a full queue, a bad option) is
-    still a plain error response with its status code."""
+def _decoding(event: pb.ProcessEvent) -> bool:
+    """Whether a job that got its slot at once is still decoding the file."""
+    kind = event.WhichOneof("event")
+    return kind == "progress" or (kind == "stage" and event.stage.stage == pb.STAGE_DECODING)
+
+
+async def _first(events: AsyncGenerator[pb.ProcessEvent, None]) -> pb.ProcessEvent | None:
+    """The first event past decoding; None when the call ended without one."""
+    event = await anext(events, None)
+    while event is not None and _decoding(event):
+        event = await anext(events, None)
+    return event
+
+
+async def _streamed(
+    request: Request,
+    call: Call,
+    events: AsyncGenerator[pb.ProcessEvent, None],
+    audio_seconds: Counter,
+) -> Response:
+    """SSE from the first event past decoding (or a queue wait) on; a failure before it (a
+    full queue, a bad option, a file FFmpeg cannot read) is still a plain error response
+    with its status code, which the SDKs raise as their typed errors. A client that leaves
+    while its file decodes cancels the call, as one that leaves the stream does."""
     try:
-        first = await anext(events)
-    except StopAsyncIteration:
-        await call.finish("failed", "no events")
-        raise ApiError(
-            502, "orchestrator: the call ended without a result", "server_error"
-        ) from None
+        first = await until_disconnected(request, _first(events))
+    except ClientGone:
+        await call.finish("cancelled", "the client disconnected")
+        return Response(status_code=499)
     except BaseException as error:
         await asyncio.shield(call.finish("failed", failure(error).message))
         raise
-    return EventSourceResponse(_sse(call, first, events), ping=PING_SECONDS)
+    if first is None:
+        await call.finish("failed", "no events")
+        raise ApiError(502, "orchestrator: the call ended without a result", "server_error")
+    return EventSourceResponse(_sse(call, first, events, audio_seconds), ping=PING_SECONDS)
 
 
 async def _sse(
-    call: Call, first: pb.ProcessEvent, events: AsyncGenerator[pb.ProcessEvent, None]
+    call: Call,
+    first: pb.ProcessEvent,
+    events: AsyncGenerator[pb.ProcessEvent, None],
+    audio_seconds: Counter,
 ) -> AsyncIterator[dict[str, Any]]:
     sent, outcome, why = 0, "cancelled", "the client disconnected"
     event: pb.ProcessEvent | None = first
     try:
         while event is not None:
+            final = event.WhichOneof("event") == "result"
+            if final:
+                outcome, why = "succeeded", ""
+                audio_seconds.inc(event.result.audio_duration_seconds)
             for data in stream_payload(event, sent, call.request.diarize):
                 sent += data["type"] == "transcript.text.segment"
                 yield sse(data)
-            if event.WhichOneof("event") == "result":
-                outcome, why = "succeeded", ""
+            if final:
                 break
             event = await anext(events, None)
         else:
