@@ -65,13 +65,14 @@ test: lint typecheck node unit
 protos: venv
 	$(BIN)/python scripts/gen_protos.py
 
-# The whole benchmark (about 55 minutes on 2 cores): BENCHMARKS.md and bench/figures/.
+# The whole benchmark (about 67 minutes on 2 cores): BENCHMARKS.md and bench/figures/.
 bench: venv testdata
 	$(BIN)/python bench/transcriber_bench.py
 	$(BIN)/python bench/transcriber_accuracy.py
 	$(BIN)/python bench/diarizer_bench.py
 	$(BIN)/python bench/orchestrator_bench.py
 	$(BIN)/python bench/jobs_bench.py
+	$(BIN)/python bench/gateway_bench.py
 
 # A few minutes; figures go to BENCHMARKS.quick.md.
 bench-quick: venv testdata
@@ -79,6 +80,7 @@ bench-quick: venv testdata
 	$(BIN)/python bench/diarizer_bench.py --quick
 	$(BIN)/python bench/orchestrator_bench.py --quick
 	$(BIN)/python bench/jobs_bench.py --quick
+	$(BIN)/python bench/gateway_bench.py --quick
 
 # Clustering threshold sweep on the dev clips (about 12 minutes).
 tune: venv
