@@ -1,8 +1,8 @@
 """README.md's `run` blocks that need the real services: `whospoke serve` itself, and the
 commands that read what it serves (metrics), executed as written on the default ports.
 
-The blocks name the default ports (50060-50062, metrics 9460-9462), so this runs only when
-they are free; otherwise it skips and says which port is taken. `whospoke serve` loads the
+The blocks name the default ports (50060-50062, metrics 9460-9462, HTTP 8000), so this runs
+only when they are free; otherwise it skips and says which port is taken. `whospoke serve` loads the
 real default models (Whisper base, segmentation-3.0 + CAM++): about 20 s on 2 cores.
 """
 
@@ -33,9 +33,16 @@ SERVE = [b for b in STACK if "whospoke serve" in b.script]
 STARTUP_SECONDS = 300.0
 
 
+SERVICES = ("orchestrator", "transcriber", "diarizer", "gateway")
+
+
 def default_ports() -> list[int]:
+    """gRPC ports, then metrics ports (orchestrator, transcriber, diarizer), then HTTP."""
     args = cli_parser().parse_args(["serve"])
-    return [base + i for base in (args.base_port, args.metrics_base_port) for i in range(3)]
+    grpc_and_metrics = [
+        base + i for base in (args.base_port, args.metrics_base_port) for i in range(3)
+    ]
+    return [*grpc_and_metrics, args.http_port]
 
 
 def taken(port: int) -> bool:
@@ -136,8 +143,8 @@ def test_readme_stack_blocks_run_on_whospoke_serve(tmp_path: Path) -> None:
                 timeout=120,
             )
             assert done.returncode == 0, f"{block.id}: {done.stderr}"
-            if "/metrics" in block.script:
-                for service in ("orchestrator", "transcriber", "diarizer"):
+            for service, port in zip(SERVICES, default_ports()[3:], strict=True):
+                if f"{port}/metrics" in block.script:
                     assert f'service="{service}"' in done.stdout, f"{block.id}: {service}"
     finally:
         if serve.poll() is None:

@@ -20,11 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from rich.console import Console
 
 from whospoke.cli.errors import CliError, UsageError
 from whospoke.common.paths import default_data_dir
 from whospoke.common.procs import PortUnusable, ServiceFailed, ServiceProcess, check_port
+from whospoke.v1.orchestrator_pb2 import GetStatusRequest
+from whospoke.v1.orchestrator_pb2_grpc import OrchestratorStub
 
 STARTUP_SECONDS = 600.0
 SERVICES = ("orchestrator", "transcriber", "diarizer")
@@ -177,6 +180,27 @@ async def wait_all(services: Sequence[ServiceProcess]) -> None:
         ) from None
 
 
+async def backends_reached(orchestrator: ServiceProcess) -> None:
+    """Wait until the orchestrator itself sees every backend serving: its channels to them
+    may still be in reconnect backoff (up to 2 s) just after they came up, and "ready"
+    promises that a job sent now runs."""
+    deadline = asyncio.get_running_loop().time() + STARTUP_SECONDS
+    async with orchestrator.channel() as channel:
+        stub = OrchestratorStub(channel)
+        while True:
+            orchestrator.check_alive()
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                status = await stub.GetStatus(GetStatusRequest(), timeout=2)
+                if status.backends and all(b.serving for b in status.backends):
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise CliError(
+                    f"the orchestrator did not reach its backends within {STARTUP_SECONDS:.0f} s",
+                    f"See its log: {orchestrator.log_path}.",
+                )
+            await asyncio.sleep(0.2)
+
+
 async def serve(args: argparse.Namespace) -> int:
     ports = plan_ports(args)
     data = await asyncio.to_thread(data_dir, args)
@@ -186,6 +210,7 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         with console.status("loading models (Whisper and pyannote)..."):
             await wait_all(services)
+            await backends_reached(next(s for s in services if s.name == "orchestrator"))
         _report(console, services, data)
         await _until_signal(services)
     finally:
