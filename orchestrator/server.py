@@ -174,7 +174,7 @@ def build_spec(
     limiter = Limiter(config.max_concurrent_jobs, config.max_queued_jobs, on_change=on_load_change)
     u = config.uploads
     uploads = _upload_store(config)
-    spool_dir = u.directory / "spool"
+    spool_dir = spool.own_directory(u.directory / "spool")
     servicer = OrchestratorServicer(
         transcriber,
         diarizer,
@@ -203,7 +203,7 @@ def build_spec(
 
     def load() -> None:
         uploads.load()
-        spool.clear(spool_dir)
+        spool.claim(spool_dir)
         durable[0].load()
 
     return ServiceSpec(

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
+import os
 import secrets
+import shutil
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -101,13 +105,45 @@ async def spool(
     return SpooledAudio(path, samples)
 
 
-def clear(directory: Path) -> None:
-    """Create the spool directory, removing files a crashed process left there (decoded
-    audio, and durable jobs' audio copied out of the store)."""
+LOCK = ".lock"
+_claims: list[BinaryIO] = []
+"""Lock files of this process's spool directories, open (and locked) for its whole life:
+the OS releases the locks when it exits, however it exits."""
+
+
+def own_directory(root: Path) -> Path:
+    """This process's spool directory under `root`: several orchestrators may share one
+    uploads directory (replicas on one host or on a shared volume, a restart overlapping
+    the old process's drain), so none may touch another's files."""
+    return root / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def claim(directory: Path) -> None:
+    """Create and lock this process's spool directory, then remove what dead processes
+    left beside it: a sibling whose lock can be taken has no live owner. Top-level files
+    are an older version's, which put every process's files in one directory."""
     directory.mkdir(parents=True, exist_ok=True)
-    for pattern in ("*.pcm", "job-*.src"):
-        for stale in directory.glob(pattern):
-            stale.unlink(missing_ok=True)
+    lock = (directory / LOCK).open("wb")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _claims.append(lock)
+    for sibling in directory.parent.iterdir():
+        if sibling == directory:
+            continue
+        if sibling.is_dir():
+            _remove_if_abandoned(sibling)
+        elif sibling.suffix in (".pcm", ".src"):
+            sibling.unlink(missing_ok=True)
+
+
+def _remove_if_abandoned(directory: Path) -> None:
+    try:
+        with (directory / LOCK).open("ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(directory, ignore_errors=True)
+    except BlockingIOError:
+        return  # its owner runs
+    except FileNotFoundError:
+        shutil.rmtree(directory, ignore_errors=True)  # half-created, or removed meanwhile
 
 
 def _write(
