@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diarizer.engine import EMBEDDING_MODES, DiarizerModelConfig
-from diarizer.incremental import ClusteringSettings
+from diarizer.incremental import LINKAGES, ClusteringSettings
 from whospoke.common.config import (
     EnvParser,
     ServerConfig,
@@ -30,6 +30,24 @@ class DiarizerConfig:
     max_queued_streams: int = 8
     max_buffer_seconds: float = 60.0
     min_chunk_seconds: float = 0.1
+
+
+def _clustering_flags(p: EnvParser) -> None:
+    p.flag(
+        "clustering-linkage",
+        "average",
+        "how the distance between two clusters is measured",
+        choices=list(LINKAGES),
+    )
+    p.flag(
+        "clustering-threshold",
+        0.39,
+        "cosine distance at which clusters stop merging (centroid linkage: 0.7)",
+        type=float,
+        minimum=0.0,
+        maximum=2.0,
+    )
+    p.flag("min-cluster-size", 12, "clusters with fewer embeddings are merged", type=int, minimum=1)
 
 
 def parser() -> EnvParser:
@@ -73,10 +91,7 @@ def parser() -> EnvParser:
     )
     p.flag("batch-size", 8, "windows segmented per forward pass", type=int, minimum=1)
     p.flag("threads", 0, "torch CPU threads (0: torch's default)", type=int, minimum=0)
-    p.flag(
-        "clustering-threshold", 0.7, "cosine distance at which clusters stop merging", type=float
-    )
-    p.flag("min-cluster-size", 12, "clusters with fewer embeddings are merged", type=int, minimum=1)
+    _clustering_flags(p)
     p.flag("max-concurrent-streams", 1, "streams diarized at once", type=int, minimum=1)
     p.flag("max-queued-streams", 8, "streams that may wait for a slot", type=int, minimum=0)
     p.flag(
@@ -116,7 +131,9 @@ def load_config(argv: Sequence[str] | None = None) -> DiarizerConfig:
             batch_size=args.batch_size,
             threads=args.threads,
             clustering=ClusteringSettings(
-                threshold=args.clustering_threshold, min_cluster_size=args.min_cluster_size
+                threshold=args.clustering_threshold,
+                method=args.clustering_linkage,
+                min_cluster_size=args.min_cluster_size,
             ),
         ),
         max_concurrent_streams=args.max_concurrent_streams,

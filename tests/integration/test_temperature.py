@@ -14,7 +14,7 @@ import pytest
 from orchestrator.backends import BackendSettings, GrpcTranscriber
 from tests.fakes import FakeDiarizer, FakeTranscriber, FakeTranscriptionEngine, serve, wav_bytes
 from tests.integration.test_backend_errors import transcriber_server
-from tests.integration.test_transcriber_servicer import audio, config, expect_error
+from tests.integration.test_transcriber_servicer import config, expect_error
 from tests.integration.test_transcriber_servicer import serve as serve_transcriber
 from whospoke.v1 import orchestrator_pb2 as pb
 
@@ -55,7 +55,7 @@ async def test_the_transcriber_refuses_it_out_of_range_too() -> None:
     async with serve_transcriber(engine) as h:
         await expect_error(
             h.stub,
-            [config(temperature=2.0), *audio(1)],
+            [config(temperature=2.0)],  # no audio after it: grpc/grpc#36066
             grpc.StatusCode.INVALID_ARGUMENT,
             "config.temperature: 2 is outside the range 0 to 1",
         )
