@@ -113,7 +113,13 @@ class UploadStore:
         return measure(path, self.limits.max_audio_seconds, "upload", stop)
 
     def _publish(self, info: UploadInfo, partial_path: Path) -> None:
-        self._meta(info.upload_id).write_text(json.dumps(asdict(info)))
+        """The details appear whole (written aside, then renamed): another replica sweeping a
+        shared directory as it starts must never read them half-written and delete the
+        upload. A crash leaves only `.part` files, which the sweep removes once stale."""
+        meta = self._meta(info.upload_id)
+        written = meta.with_name(f".{meta.name}.part")
+        written.write_text(json.dumps(asdict(info)))
+        os.replace(written, meta)
         partial_path.rename(self._data(info.upload_id))
 
     def info(self, upload_id: str) -> UploadInfo:

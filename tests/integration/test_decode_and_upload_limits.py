@@ -8,6 +8,7 @@ the memory test, which measures a real orchestrator process.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -49,6 +50,10 @@ async def rpc_error(awaitable: Any) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await awaitable
     return caught.value
+
+
+def names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -269,3 +274,26 @@ def test_a_client_is_its_token_only_where_tokens_are_checked() -> None:
     by_token = client_identity(Peer("ipv4:10.1.2.3:5555", token), True)  # type: ignore[arg-type]
     assert by_token.startswith("token:") and "team-a" not in by_token
     assert by_token == client_identity(Peer("ipv4:10.9.9.9:1", token), True)  # type: ignore[arg-type]
+
+
+async def test_an_uploads_details_never_appear_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica starting on a shared uploads directory sweeps every `.json` it cannot read:
+    the details are written aside and renamed into place, so none is ever half there."""
+    store = UploadStore(tmp_path, UploadLimits(max_bytes=1 << 20))
+    visible: list[list[str]] = []
+    rename = os.replace
+
+    def replace(source: str | Path, target: str | Path) -> None:
+        visible.append([p.name for p in tmp_path.glob("*.json")])
+        rename(source, target)
+
+    monkeypatch.setattr("orchestrator.uploads.os.replace", replace)
+
+    async def data() -> AsyncIterator[tuple[bytes, str]]:
+        yield wav_bytes(1), "a.wav"
+
+    info = await store.save(data(), "alice")
+    assert visible == [[]], "nothing under a .json name until the details are whole"
+    assert names(tmp_path) == [f"{info.upload_id}.bin", f"{info.upload_id}.json"]
