@@ -168,9 +168,11 @@ def failure(error: ServiceFailed) -> CliError:
 
 
 async def wait_all(services: Sequence[ServiceProcess]) -> None:
-    """Wait until every service serves; the first failure stops the wait."""
+    """Wait until every service serves, and the orchestrator sees its backends serving; the
+    first failure stops the wait."""
     try:
         await asyncio.gather(*(s.wait_serving(STARTUP_SECONDS) for s in services))
+        await backends_reached(next(s for s in services if s.name == "orchestrator"))
     except ServiceFailed as error:
         raise failure(error) from None
     except TimeoutError:
@@ -210,7 +212,6 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         with console.status("loading models (Whisper and pyannote)..."):
             await wait_all(services)
-            await backends_reached(next(s for s in services if s.name == "orchestrator"))
         _report(console, services, data)
         await _until_signal(services)
     finally:
