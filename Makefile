@@ -65,12 +65,13 @@ test: lint typecheck node unit
 protos: venv
 	$(BIN)/python scripts/gen_protos.py
 
-# The whole benchmark (about 67 minutes on 2 cores): BENCHMARKS.md and bench/figures/.
+# The whole benchmark (about 75 minutes on 2 cores): BENCHMARKS.md and bench/figures/.
 bench: venv testdata
 	$(BIN)/python bench/transcriber_bench.py
 	$(BIN)/python bench/transcriber_accuracy.py
 	$(BIN)/python bench/diarizer_bench.py
 	$(BIN)/python bench/orchestrator_bench.py
+	$(BIN)/python bench/accuracy_bench.py
 	$(BIN)/python bench/jobs_bench.py
 	$(BIN)/python bench/gateway_bench.py
 

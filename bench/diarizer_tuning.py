@@ -1,5 +1,8 @@
 """Tune the diarizer's clustering: linkage, threshold, minimum cluster size, window step.
 
+Thresholds are swept for both linkages at the default minimum cluster size (scaled
+to the window step), then minimum cluster sizes at the default linkage and threshold.
+
 Scores every setting by DER (overlap included, collar 0 and 0.25 s) over the ten
 30 s clips of `../shared/data/diarization-dev` diarized one by one, over the
 same clips joined into one 5-minute recording (21 speakers), on sample.wav and
@@ -41,6 +44,8 @@ THRESHOLDS = {
     "centroid": (0.5, 0.55, 0.6, 0.65, 0.68, 0.7, 0.72, 0.75, 0.78, 0.8),
 }
 """Cosine distance thresholds per linkage (centroid linkage measures unit vectors' means)."""
+SIZES = (4, 6, 7, 8, 9, 10, 12, 15)
+"""Minimum cluster sizes (in 1 s windows) swept at the default linkage and threshold."""
 STEPS = (1.0, 2.0)
 Scored = list[tuple[Annotation, Annotation, float]]
 
@@ -97,17 +102,15 @@ def main() -> None:
     models = (load_segmentation(), CamPlusPlus())
     for step in STEPS:
         analyses = [[(analysed(models, a, step), ref, seconds(a)) for a, ref in g] for g in sets]
-        for method, thresholds in THRESHOLDS.items():
-            for threshold in thresholds:
-                size = round(12 / step)
-                settings = ClusteringSettings(threshold, method, min_cluster_size=size)
-                scored = [
-                    [(ref, d.finish(settings=settings).turns, length) for d, ref, length in group]
-                    for group in analyses
-                ]
-                label = f"whospoke pooled CAM++, {method} linkage"
-                rows.append(_row(label, f"{step:g} / {threshold:g} / {size}", scored))
-                print(rows[-1], flush=True)
+        for setting in swept(step):
+            scored = [
+                [(ref, d.finish(settings=setting).turns, length) for d, ref, length in group]
+                for group in analyses
+            ]
+            label = f"whospoke pooled CAM++, {setting.method} linkage"
+            size = f"{step:g} / {setting.threshold:g} / {setting.min_cluster_size}"
+            rows.append(_row(label, size, scored))
+            print(rows[-1], flush=True)
     lines = [
         "Command: `python bench/diarizer_tuning.py`.",
         f"Machine: {machine()}; torch threads {args.threads}.",
@@ -122,6 +125,25 @@ def main() -> None:
         *rows,
     ]
     write_section("Diarizer clustering tuning", "\n".join(lines))
+
+
+def swept(step: float) -> list[ClusteringSettings]:
+    """Every threshold of both linkages at the default minimum cluster size (scaled to the
+    step), then, at a 1 s step, every minimum cluster size at the default threshold."""
+    default = ClusteringSettings()
+    size = round(default.min_cluster_size / step)
+    settings = [
+        ClusteringSettings(threshold, method, min_cluster_size=size)
+        for method, thresholds in THRESHOLDS.items()
+        for threshold in thresholds
+    ]
+    if step == 1.0:
+        settings += [
+            ClusteringSettings(default.threshold, default.method, min_cluster_size=n)
+            for n in SIZES
+            if n != default.min_cluster_size
+        ]
+    return settings
 
 
 def seconds(audio: Samples) -> float:

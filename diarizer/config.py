@@ -47,7 +47,7 @@ def _clustering_flags(p: EnvParser) -> None:
         minimum=0.0,
         maximum=2.0,
     )
-    p.flag("min-cluster-size", 12, "clusters with fewer embeddings are merged", type=int, minimum=1)
+    p.flag("min-cluster-size", 8, "clusters with fewer embeddings are merged", type=int, minimum=1)
 
 
 def parser() -> EnvParser:

@@ -70,6 +70,8 @@ def _verbose_segment(
     }
     if segment.speaker:
         entry["speaker"] = segment.speaker
+    if len(result.languages) > 1:  # code-switching: say which segment is in which
+        entry["language"] = language_name(segment.language)
     return entry
 
 

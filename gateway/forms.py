@@ -1,8 +1,8 @@
 """A transcription request's form fields, checked and turned into `ProcessOptions`.
 
 Field names and defaults are OpenAI's, so the official SDKs send them unchanged; the
-whospoke extensions (`diarize`, speaker counts, `hotwords`) are extra form fields that
-those SDKs pass with `extra_body`. A bad field is a 400 naming it, before any audio
+whospoke extensions (`diarize`, speaker counts, `hotwords`, `multilingual`) are extra form
+fields that those SDKs pass with `extra_body`. A bad field is a 400 naming it, before any audio
 reaches the orchestrator.
 """
 
@@ -34,6 +34,7 @@ class Fields:
     min_speakers: int | None = None
     max_speakers: int | None = None
     hotwords: str | None = None
+    multilingual: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def transcription(fields: Fields, translate: bool = False) -> Transcription:
         skip_diarization=not diarize,
         initial_prompt=fields.prompt or "",
         hotwords=fields.hotwords or "",
+        multilingual=fields.multilingual,
     )
     if fields.temperature is not None:
         options.temperature = fields.temperature

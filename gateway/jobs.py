@@ -52,7 +52,7 @@ Queue a recording; the answer comes at once: **202** with `{"object": "job", "jo
 "state": "queued", "queue_position", "existing": false}` and `Location: /v1/jobs/{job_id}`.
 
 Takes the transcription form fields (`model`, `language`, `prompt`, `temperature`,
-`timestamp_granularities[]`, `diarize`, speaker counts, `hotwords`), plus:
+`timestamp_granularities[]`, `diarize`, speaker counts, `hotwords`, `multilingual`), plus:
 `task` (`transcribe` or `translate`), `callback_url` (receives a signed Standard Webhooks
 POST when the job ends), `idempotency_key` (or the `Idempotency-Key` header: a retry with
 the same key answers **200** with the first job and `"existing": true`) and `labels`,

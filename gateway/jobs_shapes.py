@@ -77,6 +77,7 @@ def options_summary(options: pb.ProcessOptions) -> dict[str, Any]:
         "max_speakers": options.max_speakers if options.HasField("max_speakers") else None,
         "prompt": options.initial_prompt or None,
         "hotwords": options.hotwords or None,
+        "multilingual": options.multilingual,
         "temperature": (round(options.temperature, 4) if options.HasField("temperature") else None),
     }
 

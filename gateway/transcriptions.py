@@ -53,6 +53,9 @@ def form_fields(
     min_speakers: Annotated[int | None, Form(description="Fewest speakers.")] = None,
     max_speakers: Annotated[int | None, Form(description="Most speakers.")] = None,
     hotwords: Annotated[str | None, Form(description="Words the decoder favours.")] = None,
+    multilingual: Annotated[
+        bool, Form(description="Detect the language of every utterance (code-switching).")
+    ] = False,
 ) -> Fields:
     return Fields(
         model=model.strip() or WHISPER_ALIAS,
@@ -67,6 +70,7 @@ def form_fields(
         min_speakers=min_speakers,
         max_speakers=max_speakers,
         hotwords=hotwords,
+        multilingual=multilingual,
     )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from orchestrator.attributed import AttributedSegment
 from orchestrator.jobs import JobEvent, JobResult, Queued, StageStarted
-from orchestrator.merge import AttributedSegment
 from orchestrator.progress import JobWarning, ProgressUpdate
 from whospoke.contract.diarization import turn_to_pb
-from whospoke.contract.transcription import Segment, segment_to_pb
+from whospoke.contract.transcription import Segment, language_shares, segment_to_pb, share_to_pb
 from whospoke.v1 import diarizer_pb2
 from whospoke.v1 import orchestrator_pb2 as pb
 
@@ -65,6 +65,12 @@ def result_to_pb(result: JobResult) -> pb.ProcessResult:
             for s in result.diarization.speakers
         ],
         language=result.language,
+        languages=[
+            share_to_pb(share)
+            for share in language_shares(
+                (s.language, s.end - s.start) for s in result.transcription_segments
+            )
+        ],
         audio_duration_seconds=result.audio_seconds,
         timings=pb.Timings(
             queued_seconds=t.queued,
@@ -99,6 +105,7 @@ def attributed_to_pb(segment: AttributedSegment) -> pb.AttributedSegment:
         end_seconds=segment.end,
         speaker=segment.speaker,
         text=segment.text,
+        language=segment.language,
         words=[
             pb.AttributedWord(
                 start_seconds=w.start,

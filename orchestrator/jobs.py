@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.attributed import AttributedSegment
 from orchestrator.domain import (
     DiarizationDone,
     DiarizerBackend,
@@ -39,7 +40,7 @@ from orchestrator.domain import (
     TranscriberBackend,
     TranscriptDone,
 )
-from orchestrator.merge import AttributedSegment, full_text
+from orchestrator.merge import full_text
 from orchestrator.progress import (
     JobWarning,
     ProgressUpdate,

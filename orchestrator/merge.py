@@ -1,8 +1,10 @@
 """Attributing transcript words to speakers: pure functions over the two services' results.
 
 Each word goes to the speaker whose exclusive turns overlap it most; a word in a
-gap between turns goes to the nearest turn. Segments are split wherever the
-speaker changes between consecutive words. Segments without word timings are
+gap between turns goes to the nearest turn. Short sentence fragments then
+join their sentence's speaker unless the audio shows a change of speaker
+(orchestrator/sentences.py). Segments are split wherever the speaker changes
+between consecutive words. Segments without word timings are
 attributed as a whole. With no turns at all, speakers stay empty.
 """
 
@@ -11,28 +13,11 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from orchestrator.attributed import AttributedSegment, AttributedWord
+from orchestrator.sentences import keep_sentences, runs_of
 from whospoke.contract.diarization import Turn
 from whospoke.contract.transcription import Segment, Word
-
-
-@dataclass(frozen=True)
-class AttributedWord:
-    start: float
-    end: float
-    text: str
-    probability: float
-    speaker: str
-
-
-@dataclass(frozen=True)
-class AttributedSegment:
-    start: float
-    end: float
-    speaker: str
-    text: str
-    words: tuple[AttributedWord, ...] = ()
 
 
 class SpeakerIndex:
@@ -47,10 +32,8 @@ class SpeakerIndex:
             running = max(running, turn.end)
             self._max_end[i] = running
 
-    def speaker(self, start: float, end: float) -> str:
-        """The speaker overlapping [start, end] most, else the nearest one; "" without turns."""
-        if not self._turns:
-            return ""
+    def overlaps(self, start: float, end: float) -> dict[str, float]:
+        """Seconds of [start, end] inside each speaker's turns."""
         overlaps: dict[str, float] = defaultdict(float)
         first = bisect_right(self._max_end, start)
         for turn in self._turns[first:]:
@@ -59,6 +42,16 @@ class SpeakerIndex:
             overlap = min(end, turn.end) - max(start, turn.start)
             if overlap > 0:
                 overlaps[turn.speaker] += overlap
+        return overlaps
+
+    def covered(self, speaker: str, start: float, end: float) -> float:
+        return self.overlaps(start, end).get(speaker, 0.0)
+
+    def speaker(self, start: float, end: float) -> str:
+        """The speaker overlapping [start, end] most, else the nearest one; "" without turns."""
+        if not self._turns:
+            return ""
+        overlaps = self.overlaps(start, end)
         if overlaps:
             return max(overlaps.items(), key=lambda item: (item[1], -_order(item[0])))[0]
         return self._nearest(start, end)
@@ -80,19 +73,28 @@ def _order(label: str) -> int:
     return int(digits) if digits else 0
 
 
-def attribute(segments: Sequence[Segment], turns: Sequence[Turn]) -> list[AttributedSegment]:
-    """Speaker-attributed segments, split where the speaker changes."""
+def attribute(
+    segments: Sequence[Segment], turns: Sequence[Turn], sentence_aware: bool = True
+) -> list[AttributedSegment]:
+    """Speaker-attributed segments, split where the speaker changes.
+
+    `sentence_aware` keeps short sentence fragments with their sentence (see
+    `keep_sentences`); off, each word keeps the speaker its timing gives it.
+    """
     index = SpeakerIndex(turns)
     result: list[AttributedSegment] = []
     for segment in segments:
         if not segment.words:
             speaker = index.speaker(segment.start, segment.end)
+            text = segment.text.strip()
             result.append(
-                AttributedSegment(segment.start, segment.end, speaker, segment.text.strip())
+                AttributedSegment(segment.start, segment.end, speaker, text, (), segment.language)
             )
             continue
         words = [_attributed(word, index) for word in segment.words]
-        result.extend(_split(words))
+        if sentence_aware:
+            words = keep_sentences(words, index.covered)
+        result.extend(_split(words, segment.language))
     return result
 
 
@@ -101,13 +103,7 @@ def _attributed(word: Word, index: SpeakerIndex) -> AttributedWord:
     return AttributedWord(word.start, word.end, word.text, word.probability, speaker)
 
 
-def _split(words: list[AttributedWord]) -> list[AttributedSegment]:
-    runs: list[list[AttributedWord]] = []
-    for word in words:
-        if runs and runs[-1][-1].speaker == word.speaker:
-            runs[-1].append(word)
-        else:
-            runs.append([word])
+def _split(words: list[AttributedWord], language: str) -> list[AttributedSegment]:
     return [
         AttributedSegment(
             start=run[0].start,
@@ -115,8 +111,9 @@ def _split(words: list[AttributedWord]) -> list[AttributedSegment]:
             speaker=run[0].speaker,
             text="".join(w.text for w in run).strip(),
             words=tuple(run),
+            language=language,
         )
-        for run in runs
+        for run in runs_of(words)
     ]
 
 

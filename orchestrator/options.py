@@ -22,6 +22,7 @@ def options_from_pb(options: pb.ProcessOptions) -> JobOptions:
         beam_size=options.beam_size,
         initial_prompt=options.initial_prompt,
         hotwords=options.hotwords,
+        multilingual=options.multilingual,
     )
     if options.HasField("word_timestamps"):
         transcription.word_timestamps = options.word_timestamps

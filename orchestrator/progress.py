@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from orchestrator.attributed import AttributedSegment
 from orchestrator.domain import JobOptions
-from orchestrator.merge import AttributedSegment, attribute
+from orchestrator.merge import attribute
 from orchestrator.spool import DecodeProgress
 from whospoke.contract.diarization import DiarizationOutput
 from whospoke.contract.transcription import Segment

@@ -43,7 +43,14 @@ from whospoke.common.errors import InvalidArgument
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import start_server
 from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
-from whospoke.contract.transcription import Segment, SpeechWarning, TranscriptionOptions, Word
+from whospoke.contract.transcription import (
+    LanguageShare,
+    Segment,
+    SpeechWarning,
+    TranscriptionOptions,
+    Word,
+    language_shares,
+)
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 
 
@@ -78,6 +85,10 @@ class FakeTranscriptionSession:
     def language(self) -> tuple[str, float]:
         return (self.options.language or "en", 1.0 if self.options.language else 0.9)
 
+    @property
+    def languages(self) -> list[LanguageShare]:
+        return language_shares([(self.language[0], seconds(self.done))])
+
     def push(self, samples: Samples) -> None:
         self.received += samples.size
 
@@ -99,6 +110,7 @@ class FakeTranscriptionSession:
                 end=end_s,
                 text=f" second {index}",
                 words=(Word(start_s, end_s, f" second{index}", 0.9),),
+                language=self.language[0],
             )
 
 

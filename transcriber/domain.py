@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from whospoke.common.audio import Samples
-from whospoke.contract.transcription import Segment, SpeechWarning, TranscriptionOptions
+from whospoke.contract.transcription import (
+    LanguageShare,
+    Segment,
+    SpeechWarning,
+    TranscriptionOptions,
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,13 @@ class TranscriptionSession(Protocol):
 
     @property
     def language(self) -> tuple[str, float]:
-        """Language in use and its probability ("" before it is known)."""
+        """Language in use (the most spoken one when multilingual) and its probability
+        ("" before it is known)."""
+        ...
+
+    @property
+    def languages(self) -> list[LanguageShare]:
+        """Seconds of segments per language sent so far, most first."""
         ...
 
     def push(self, samples: Samples) -> None: ...

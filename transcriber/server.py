@@ -34,6 +34,7 @@ from whospoke.contract.transcription import (
     SpeechWarning,
     options_from_pb,
     segment_to_pb,
+    share_to_pb,
     warning_to_pb,
 )
 from whospoke.v1 import transcriber_pb2 as pb
@@ -122,6 +123,7 @@ class TranscriberServicer(pb_grpc.TranscriberServicer):
                     model=self._model_name,
                     segment_count=count,
                     device=gpu.stats,
+                    languages=[share_to_pb(share) for share in session.languages],
                 )
             )
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.media import SIX_PROMPTS, asterisk_prompts_joined
-from transcriber import engine as engine_module
+from transcriber import session as session_module
 from transcriber import windows
 from transcriber.config import ModelConfig
 from transcriber.coverage import Span, holes, speech, text_spans
@@ -133,7 +133,7 @@ def test_the_review_repairs_an_overflowing_piece(
     silence makes more than one analysis span, so pieces are planned as for a long
     file rather than all at the end."""
     monkeypatch.setattr(windows, "KEPT_SILENCE", 0)
-    monkeypatch.setattr(engine_module, "PACK_SAMPLES", windows.WINDOW_SAMPLES)
+    monkeypatch.setattr(session_module, "PACK_SAMPLES", windows.WINDOW_SAMPLES)
     speech_part, prompts = asterisk_prompts_joined(SIX_PROMPTS[:3])
     silence = np.zeros(30 * SAMPLE_RATE, dtype=np.float32)
     items = streamed(base, np.concatenate([speech_part, silence]))

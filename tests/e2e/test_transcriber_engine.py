@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from transcriber.config import ModelConfig
-from transcriber.engine import FasterWhisperEngine, WhisperSession
+from transcriber.engine import FasterWhisperEngine
+from transcriber.session import WhisperSession
 from whospoke.common.audio import SAMPLE_RATE, Samples
 from whospoke.common.errors import InvalidArgument
 from whospoke.contract.transcription import Segment, TranscriptionOptions

@@ -169,6 +169,16 @@ async def test_translation_asks_the_transcriber_to_translate(tmp_path: Path) -> 
     assert tasks == ["translate"]
 
 
+async def test_multilingual_is_an_extra_field_the_sdk_passes(tmp_path: Path) -> None:
+    async with stack(tmp_path) as s:
+        for extra in ({"multilingual": "true"}, {}):
+            await s.client.audio.transcriptions.create(
+                file=("a.wav", wav_bytes(1)), model="whisper-1", extra_body=extra
+            )
+        asked = [options.multilingual for options in s.transcriber.options]
+    assert asked == [True, False]
+
+
 async def test_models_are_the_transcribers_with_the_whisper_alias(tmp_path: Path) -> None:
     async with stack(tmp_path) as s:
         listed = [m.id async for m in s.client.models.list()]

@@ -25,9 +25,11 @@ from whospoke.common.config import ServerConfig
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import start_server
 from whospoke.contract.transcription import (
+    LanguageShare,
     Segment,
     SpeechWarning,
     TranscriptionOptions,
+    language_shares,
     warning_from_pb,
 )
 from whospoke.v1 import transcriber_pb2 as pb
@@ -59,6 +61,10 @@ class WarningSession:
     @property
     def language(self) -> tuple[str, float]:
         return "en", 1.0
+
+    @property
+    def languages(self) -> list[LanguageShare]:
+        return language_shares([("en", self.sent)])
 
     def push(self, samples: Samples) -> None:
         self.received += samples.size

@@ -79,6 +79,8 @@ def process_args(*flags: str) -> argparse.Namespace:
         (["--no-diarization", "--speakers", "2"], "--speakers has no effect with --no-diar"),
         (["--no-diarization", "--require-diarization"], "--require-diarization has no effect"),
         (["--no-transcription", "--language", "fr"], "--language has no effect"),
+        (["--no-transcription", "--multilingual"], "--multilingual has no effect"),
+        (["--multilingual", "--language", "fr"], "--multilingual has no effect with --language"),
         (["--speakers", "0"], "--speakers must be at least 1, got 0"),
         (["--min-speakers", "-1"], "--min-speakers must be at least 1"),
         (["--min-speakers", "3", "--max-speakers", "2"], "--min-speakers 3 is more than"),

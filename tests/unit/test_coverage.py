@@ -12,13 +12,20 @@ from transcriber.review import Item, PieceReview, doubt
 from whospoke.contract.transcription import Segment, SpeechWarning, Word
 
 
-def said(text: str, start: float, step: float = 0.4, **scores: float) -> Segment:
+def said(
+    text: str,
+    start: float,
+    step: float = 0.4,
+    avg_logprob: float = 0.0,
+    no_speech_prob: float = 0.0,
+) -> Segment:
     """A segment whose words follow each other every `step` seconds from `start`."""
     words = tuple(
         Word(start + i * step, start + (i + 1) * step, " " + w, 0.9)
         for i, w in enumerate(text.split())
     )
-    return Segment(0, start, words[-1].end, "".join(w.text for w in words), words, **scores)
+    text = "".join(w.text for w in words)
+    return Segment(0, start, words[-1].end, text, words, avg_logprob, no_speech_prob)
 
 
 class ScriptedDecoder:

@@ -54,9 +54,14 @@ def test_words_in_gaps_go_to_the_nearest_turn() -> None:
 
 
 def test_one_word_turn() -> None:
+    """Word by word, a one-word turn gets its word; as its own sentence it keeps it too."""
     turns = [Turn(0.0, 1.0, A), Turn(1.0, 1.3, B), Turn(1.3, 3.0, A)]
-    result = attribute([segment((0.2, 0.8, "so"), (1.05, 1.25, "yes"), (1.5, 2.0, "right"))], turns)
+    spoken = segment((0.2, 0.8, "so"), (1.05, 1.25, "yes"), (1.5, 2.0, "right"))
+    result = attribute([spoken], turns, sentence_aware=False)
     assert [(s.speaker, s.text) for s in result] == [(A, "so"), (B, "yes"), (A, "right")]
+    punctuated = segment((0.2, 0.8, "so."), (1.05, 1.25, "yes."), (1.5, 2.0, "right"))
+    result = attribute([punctuated], turns)
+    assert [(s.speaker, s.text) for s in result] == [(A, "so."), (B, "yes."), (A, "right")]
 
 
 def test_empty_inputs() -> None:

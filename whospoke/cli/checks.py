@@ -47,7 +47,9 @@ def check_options(args: argparse.Namespace) -> None:
         _not_with("--no-diarization", ["--require-diarization"] if args.require_diarization else [])
     if args.no_transcription:
         given = _given(args, "language", "prompt", "hotwords", "temperature")
-        _not_with("--no-transcription", given)
+        _not_with("--no-transcription", given + (["--multilingual"] if args.multilingual else []))
+    if args.multilingual and args.language:
+        _not_with("--language", ["--multilingual"])
     check_speakers(args.speakers, args.min_speakers, args.max_speakers)
     if args.temperature is not None and not 0 <= args.temperature <= 1:
         raise UsageError(

@@ -64,6 +64,7 @@ def options_from_args(args: argparse.Namespace) -> pb.ProcessOptions:
         initial_prompt=args.prompt or "",
         hotwords=args.hotwords or "",
         require_diarization=args.require_diarization,
+        multilingual=args.multilingual,
     )
     if args.speakers is not None:
         options.num_speakers = args.speakers

@@ -80,6 +80,11 @@ def processing_flags() -> Parser:
     """The `ProcessOptions` flags, shared by `process` and `submit`."""
     flags = Parser(add_help=False)
     flags.add_argument("--language", help="ISO 639-1 code; detected when not given")
+    flags.add_argument(
+        "--multilingual",
+        action="store_true",
+        help="code-switching: detect the language of every utterance, not once per file",
+    )
     flags.add_argument("--speakers", type=int, help="exact number of speakers")
     flags.add_argument("--min-speakers", type=int)
     flags.add_argument("--max-speakers", type=int)

@@ -14,28 +14,19 @@ def result_to_dict(result: pb.ProcessResult) -> dict[str, Any]:
     return {
         "text": result.text,
         "language": result.language,
+        "languages": [
+            {"language": x.language, "seconds": x.seconds, "share": round(x.share, 4)}
+            for x in result.languages
+        ],
         "duration": result.audio_duration_seconds,
-        "segments": [
+        "segments": [_segment(s) for s in result.segments],
+        "transcription_segments": [
             {
                 "start": s.start_seconds,
                 "end": s.end_seconds,
-                "speaker": s.speaker or None,
-                "text": s.text,
-                "words": [
-                    {
-                        "start": w.start_seconds,
-                        "end": w.end_seconds,
-                        "word": w.text.strip(),
-                        "probability": round(w.probability, 4),
-                        "speaker": w.speaker or None,
-                    }
-                    for w in s.words
-                ],
+                "text": s.text.strip(),
+                "language": s.language or None,
             }
-            for s in result.segments
-        ],
-        "transcription_segments": [
-            {"start": s.start_seconds, "end": s.end_seconds, "text": s.text.strip()}
             for s in result.transcription_segments
         ],
         "diarization_segments": [
@@ -63,6 +54,26 @@ def result_to_dict(result: pb.ProcessResult) -> dict[str, Any]:
             "embedding": result.models.embedding_model,
         },
         "devices": [device_to_dict(d) for d in result.devices],
+    }
+
+
+def _segment(segment: pb.AttributedSegment) -> dict[str, Any]:
+    return {
+        "start": segment.start_seconds,
+        "end": segment.end_seconds,
+        "speaker": segment.speaker or None,
+        "text": segment.text,
+        "language": segment.language or None,
+        "words": [
+            {
+                "start": w.start_seconds,
+                "end": w.end_seconds,
+                "word": w.text.strip(),
+                "probability": round(w.probability, 4),
+                "speaker": w.speaker or None,
+            }
+            for w in segment.words
+        ],
     }
 
 

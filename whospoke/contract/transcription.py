@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from whospoke.common.errors import InvalidArgument
@@ -31,6 +33,8 @@ class TranscriptionOptions:
     """Audio arrives as spoken: decode each utterance at once (pieces follow arrival)."""
     temperature: float = 0.0
     """Sampling temperature of the decoder, 0 to 1: 0 decodes deterministically."""
+    multilingual: bool = False
+    """Detect the language of every utterance rather than once per stream."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,35 @@ class Segment:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     compression_ratio: float = 0.0
+    language: str = ""
+    """The language it was decoded in (ISO 639-1)."""
+
+
+@dataclass(frozen=True)
+class LanguageShare:
+    language: str
+    seconds: float
+    share: float
+    """Part of all segment time, 0 to 1."""
+
+
+def language_shares(spoken: Iterable[tuple[str, float]]) -> list[LanguageShare]:
+    """Seconds per language from (language, seconds) pairs, most first (ties by code).
+
+    The transcriber's summary and the orchestrator's result both use it, so a
+    stream and a `Process` call report the same shares for the same segments.
+    """
+    totals: dict[str, float] = defaultdict(float)
+    for language, time in spoken:
+        if language:
+            totals[language] += max(time, 0.0)
+    whole = sum(totals.values())
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return [LanguageShare(code, time, time / whole if whole else 0.0) for code, time in ranked]
+
+
+def share_to_pb(share: LanguageShare) -> pb.LanguageShare:
+    return pb.LanguageShare(language=share.language, seconds=share.seconds, share=share.share)
 
 
 def options_from_pb(
@@ -80,6 +113,7 @@ def options_from_pb(
         vad_filter=config.vad_filter if config.HasField("vad_filter") else True,
         live=config.live,
         temperature=_temperature(config, field),
+        multilingual=config.multilingual and not language,
     )
 
 
@@ -108,6 +142,7 @@ def options_to_pb(options: TranscriptionOptions) -> pb.TranscriptionConfig:
         vad_filter=options.vad_filter,
         live=options.live,
         temperature=options.temperature,
+        multilingual=options.multilingual,
     )
 
 
@@ -126,6 +161,7 @@ def segment_to_pb(segment: Segment) -> pb.TranscriptSegment:
         avg_logprob=segment.avg_logprob,
         no_speech_prob=segment.no_speech_prob,
         compression_ratio=segment.compression_ratio,
+        language=segment.language,
     )
 
 
@@ -141,6 +177,7 @@ def segment_from_pb(segment: pb.TranscriptSegment) -> Segment:
         avg_logprob=segment.avg_logprob,
         no_speech_prob=segment.no_speech_prob,
         compression_ratio=segment.compression_ratio,
+        language=segment.language,
     )
 
 

@@ -109,6 +109,7 @@ class ProcessOptions(_message.Message):
     BEAM_SIZE_FIELD_NUMBER: _builtins.int
     REQUIRE_DIARIZATION_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
+    MULTILINGUAL_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Spoken language as an ISO 639-1 code such as "en"; empty to detect it."""
     task: _transcriber_pb2.Task.ValueType
@@ -141,6 +142,11 @@ class ProcessOptions(_message.Message):
     is deterministic (beam search, no random fallback), so a file gives the same
     text on every run; above 0 words are sampled, and runs differ.
     """
+    multilingual: _builtins.bool
+    """Code-switching: detect the language of every utterance instead of once per
+    recording, and decode each in its own language (see
+    TranscriptionConfig.multilingual). Ignored when `language` is set.
+    """
     def __init__(
         self,
         *,
@@ -157,10 +163,11 @@ class ProcessOptions(_message.Message):
         beam_size: _builtins.int = ...,
         require_diarization: _builtins.bool = ...,
         temperature: _builtins.float | None = ...,
+        multilingual: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "require_diarization", b"require_diarization", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "multilingual", b"multilingual", "num_speakers", b"num_speakers", "require_diarization", b"require_diarization", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_speakers: _TypeAlias = _typing.Literal["max_speakers"]  # noqa: Y015
     _WhichOneofArgType__max_speakers: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers"]  # noqa: Y015
@@ -461,6 +468,7 @@ class AttributedSegment(_message.Message):
     SPEAKER_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     WORDS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     start_seconds: _builtins.float
     """Start time in seconds from the beginning of the audio."""
     end_seconds: _builtins.float
@@ -469,6 +477,8 @@ class AttributedSegment(_message.Message):
     """Speaker label; empty when diarization was skipped or found nobody."""
     text: _builtins.str
     """The text of the segment."""
+    language: _builtins.str
+    """Language the text was decoded in (ISO 639-1); empty without transcription."""
     @_builtins.property
     def words(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttributedWord]:
         """Its words, each with its own speaker (the segment's)."""
@@ -481,10 +491,11 @@ class AttributedSegment(_message.Message):
         speaker: _builtins.str = ...,
         text: _builtins.str = ...,
         words: _abc.Iterable[Global___AttributedWord] | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_seconds", b"end_seconds", "speaker", b"speaker", "start_seconds", b"start_seconds", "text", b"text", "words", b"words"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_seconds", b"end_seconds", "language", b"language", "speaker", b"speaker", "start_seconds", b"start_seconds", "text", b"text", "words", b"words"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -580,6 +591,7 @@ class ProcessResult(_message.Message):
     EXCLUSIVE_TURNS_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
     DEVICES_FIELD_NUMBER: _builtins.int
+    LANGUAGES_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The whole transcript."""
     language: _builtins.str
@@ -626,6 +638,12 @@ class ProcessResult(_message.Message):
     def devices(self) -> _containers.RepeatedCompositeFieldContainer[_audio_pb2.DeviceStats]:
         """GPU use of each backend that ran on a GPU (none on the CPU)."""
 
+    @_builtins.property
+    def languages(self) -> _containers.RepeatedCompositeFieldContainer[_transcriber_pb2.LanguageShare]:
+        """Languages spoken, most first, with their share of the transcribed speech;
+        `language` is the first. More than one only with `multilingual`.
+        """
+
     def __init__(
         self,
         *,
@@ -641,10 +659,11 @@ class ProcessResult(_message.Message):
         exclusive_turns: _abc.Iterable[_diarizer_pb2.SpeakerTurn] | None = ...,
         warnings: _abc.Iterable[Global___Warning] | None = ...,
         devices: _abc.Iterable[_audio_pb2.DeviceStats] | None = ...,
+        languages: _abc.Iterable[_transcriber_pb2.LanguageShare] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["models", b"models", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "devices", b"devices", "diarization_turns", b"diarization_turns", "exclusive_turns", b"exclusive_turns", "language", b"language", "models", b"models", "segments", b"segments", "speakers", b"speakers", "text", b"text", "timings", b"timings", "transcription_segments", b"transcription_segments", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "devices", b"devices", "diarization_turns", b"diarization_turns", "exclusive_turns", b"exclusive_turns", "language", b"language", "languages", b"languages", "models", b"models", "segments", b"segments", "speakers", b"speakers", "text", b"text", "timings", b"timings", "transcription_segments", b"transcription_segments", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from whospoke.v1 import audio_pb2 as whospoke_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwhospoke/v1/transcriber.proto\x12\x0bwhospoke.v1\x1a\x17whospoke/v1/audio.proto\"|\n\x11TranscribeRequest\x12\x32\n\x06\x63onfig\x18\x01 \x01(\x0b\x32 .whospoke.v1.TranscriptionConfigH\x00\x12(\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.whospoke.v1.AudioChunkH\x00\x42\t\n\x07request\"\x97\x02\n\x13TranscriptionConfig\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0e\x32\x11.whospoke.v1.Task\x12\x1c\n\x0fword_timestamps\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x11\n\tbeam_size\x18\x04 \x01(\r\x12\x16\n\x0einitial_prompt\x18\x05 \x01(\t\x12\x10\n\x08hotwords\x18\x06 \x01(\t\x12\x17\n\nvad_filter\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12\x0c\n\x04live\x18\x08 \x01(\x08\x12\x18\n\x0btemperature\x18\t \x01(\x02H\x02\x88\x01\x01\x42\x12\n\x10_word_timestampsB\r\n\x0b_vad_filterB\x0e\n\x0c_temperature\"\xf7\x01\n\x12TranscribeResponse\x12\x31\n\x07segment\x18\x01 \x01(\x0b\x32\x1e.whospoke.v1.TranscriptSegmentH\x00\x12\x36\n\x08progress\x18\x02 \x01(\x0b\x32\".whospoke.v1.TranscriptionProgressH\x00\x12\x34\n\x07summary\x18\x03 \x01(\x0b\x32!.whospoke.v1.TranscriptionSummaryH\x00\x12\x34\n\x07warning\x18\x04 \x01(\x0b\x32!.whospoke.v1.TranscriptionWarningH\x00\x42\n\n\x08response\"a\n\x14TranscriptionWarning\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rstart_seconds\x18\x03 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x04 \x01(\x01\"U\n\x04Word\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xc6\x01\n\x11TranscriptSegment\x12\r\n\x05index\x18\x01 \x01(\r\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\x12\x0c\n\x04text\x18\x04 \x01(\t\x12 \n\x05words\x18\x05 \x03(\x0b\x32\x11.whospoke.v1.Word\x12\x13\n\x0b\x61vg_logprob\x18\x06 \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\x07 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\x08 \x01(\x02\"N\n\x15TranscriptionProgress\x12\x18\n\x10received_seconds\x18\x01 \x01(\x01\x12\x1b\n\x13transcribed_seconds\x18\x02 \x01(\x01\"\xd2\x01\n\x14TranscriptionSummary\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1c\n\x14language_probability\x18\x02 \x01(\x02\x12\x1e\n\x16\x61udio_duration_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x04 \x01(\x01\x12\r\n\x05model\x18\x05 \x01(\t\x12\x15\n\rsegment_count\x18\x06 \x01(\r\x12(\n\x06\x64\x65vice\x18\x07 \x01(\x0b\x32\x18.whospoke.v1.DeviceStats\"\x1b\n\x19GetTranscriberInfoRequest\"\x8c\x02\n\x0fTranscriberInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65vice_index\x18\x03 \x01(\r\x12\x14\n\x0c\x63ompute_type\x18\x04 \x01(\t\x12\x14\n\x0cmultilingual\x18\x05 \x01(\x08\x12\x11\n\tlanguages\x18\x06 \x03(\t\x12\x1e\n\x16max_concurrent_streams\x18\x07 \x01(\r\x12\x1a\n\x12max_queued_streams\x18\x08 \x01(\r\x12\x13\n\x0b\x63pu_threads\x18\t \x01(\r\x12\r\n\x05ready\x18\n \x01(\x08\x12%\n\x03gpu\x18\x0b \x01(\x0b\x32\x18.whospoke.v1.DeviceStats*E\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_TRANSCRIBE\x10\x01\x12\x12\n\x0eTASK_TRANSLATE\x10\x02\x32\xb1\x01\n\x0bTranscriber\x12Q\n\nTranscribe\x12\x1e.whospoke.v1.TranscribeRequest\x1a\x1f.whospoke.v1.TranscribeResponse(\x01\x30\x01\x12O\n\x07GetInfo\x12&.whospoke.v1.GetTranscriberInfoRequest\x1a\x1c.whospoke.v1.TranscriberInfoBO\n\x0f\x64\x65v.whospoke.v1P\x01Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwhospoke/v1/transcriber.proto\x12\x0bwhospoke.v1\x1a\x17whospoke/v1/audio.proto\"|\n\x11TranscribeRequest\x12\x32\n\x06\x63onfig\x18\x01 \x01(\x0b\x32 .whospoke.v1.TranscriptionConfigH\x00\x12(\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.whospoke.v1.AudioChunkH\x00\x42\t\n\x07request\"\xad\x02\n\x13TranscriptionConfig\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0e\x32\x11.whospoke.v1.Task\x12\x1c\n\x0fword_timestamps\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x11\n\tbeam_size\x18\x04 \x01(\r\x12\x16\n\x0einitial_prompt\x18\x05 \x01(\t\x12\x10\n\x08hotwords\x18\x06 \x01(\t\x12\x17\n\nvad_filter\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12\x0c\n\x04live\x18\x08 \x01(\x08\x12\x18\n\x0btemperature\x18\t \x01(\x02H\x02\x88\x01\x01\x12\x14\n\x0cmultilingual\x18\n \x01(\x08\x42\x12\n\x10_word_timestampsB\r\n\x0b_vad_filterB\x0e\n\x0c_temperature\"\xf7\x01\n\x12TranscribeResponse\x12\x31\n\x07segment\x18\x01 \x01(\x0b\x32\x1e.whospoke.v1.TranscriptSegmentH\x00\x12\x36\n\x08progress\x18\x02 \x01(\x0b\x32\".whospoke.v1.TranscriptionProgressH\x00\x12\x34\n\x07summary\x18\x03 \x01(\x0b\x32!.whospoke.v1.TranscriptionSummaryH\x00\x12\x34\n\x07warning\x18\x04 \x01(\x0b\x32!.whospoke.v1.TranscriptionWarningH\x00\x42\n\n\x08response\"a\n\x14TranscriptionWarning\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rstart_seconds\x18\x03 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x04 \x01(\x01\"U\n\x04Word\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xd8\x01\n\x11TranscriptSegment\x12\r\n\x05index\x18\x01 \x01(\r\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\x12\x0c\n\x04text\x18\x04 \x01(\t\x12 \n\x05words\x18\x05 \x03(\x0b\x32\x11.whospoke.v1.Word\x12\x13\n\x0b\x61vg_logprob\x18\x06 \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\x07 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\x08 \x01(\x02\x12\x10\n\x08language\x18\t \x01(\t\"A\n\rLanguageShare\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\x12\r\n\x05share\x18\x03 \x01(\x02\"N\n\x15TranscriptionProgress\x12\x18\n\x10received_seconds\x18\x01 \x01(\x01\x12\x1b\n\x13transcribed_seconds\x18\x02 \x01(\x01\"\x81\x02\n\x14TranscriptionSummary\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1c\n\x14language_probability\x18\x02 \x01(\x02\x12\x1e\n\x16\x61udio_duration_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x04 \x01(\x01\x12\r\n\x05model\x18\x05 \x01(\t\x12\x15\n\rsegment_count\x18\x06 \x01(\r\x12(\n\x06\x64\x65vice\x18\x07 \x01(\x0b\x32\x18.whospoke.v1.DeviceStats\x12-\n\tlanguages\x18\x08 \x03(\x0b\x32\x1a.whospoke.v1.LanguageShare\"\x1b\n\x19GetTranscriberInfoRequest\"\x8c\x02\n\x0fTranscriberInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65vice_index\x18\x03 \x01(\r\x12\x14\n\x0c\x63ompute_type\x18\x04 \x01(\t\x12\x14\n\x0cmultilingual\x18\x05 \x01(\x08\x12\x11\n\tlanguages\x18\x06 \x03(\t\x12\x1e\n\x16max_concurrent_streams\x18\x07 \x01(\r\x12\x1a\n\x12max_queued_streams\x18\x08 \x01(\r\x12\x13\n\x0b\x63pu_threads\x18\t \x01(\r\x12\r\n\x05ready\x18\n \x01(\x08\x12%\n\x03gpu\x18\x0b \x01(\x0b\x32\x18.whospoke.v1.DeviceStats*E\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_TRANSCRIBE\x10\x01\x12\x12\n\x0eTASK_TRANSLATE\x10\x02\x32\xb1\x01\n\x0bTranscriber\x12Q\n\nTranscribe\x12\x1e.whospoke.v1.TranscribeRequest\x1a\x1f.whospoke.v1.TranscribeResponse(\x01\x30\x01\x12O\n\x07GetInfo\x12&.whospoke.v1.GetTranscriberInfoRequest\x1a\x1c.whospoke.v1.TranscriberInfoBO\n\x0f\x64\x65v.whospoke.v1P\x01Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,28 +33,30 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'whospoke.v1.transcriber_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.whospoke.v1P\001Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1'
-  _globals['_TASK']._serialized_start=1709
-  _globals['_TASK']._serialized_end=1778
+  _globals['_TASK']._serialized_start=1863
+  _globals['_TASK']._serialized_end=1932
   _globals['_TRANSCRIBEREQUEST']._serialized_start=71
   _globals['_TRANSCRIBEREQUEST']._serialized_end=195
   _globals['_TRANSCRIPTIONCONFIG']._serialized_start=198
-  _globals['_TRANSCRIPTIONCONFIG']._serialized_end=477
-  _globals['_TRANSCRIBERESPONSE']._serialized_start=480
-  _globals['_TRANSCRIBERESPONSE']._serialized_end=727
-  _globals['_TRANSCRIPTIONWARNING']._serialized_start=729
-  _globals['_TRANSCRIPTIONWARNING']._serialized_end=826
-  _globals['_WORD']._serialized_start=828
-  _globals['_WORD']._serialized_end=913
-  _globals['_TRANSCRIPTSEGMENT']._serialized_start=916
-  _globals['_TRANSCRIPTSEGMENT']._serialized_end=1114
-  _globals['_TRANSCRIPTIONPROGRESS']._serialized_start=1116
-  _globals['_TRANSCRIPTIONPROGRESS']._serialized_end=1194
-  _globals['_TRANSCRIPTIONSUMMARY']._serialized_start=1197
-  _globals['_TRANSCRIPTIONSUMMARY']._serialized_end=1407
-  _globals['_GETTRANSCRIBERINFOREQUEST']._serialized_start=1409
-  _globals['_GETTRANSCRIBERINFOREQUEST']._serialized_end=1436
-  _globals['_TRANSCRIBERINFO']._serialized_start=1439
-  _globals['_TRANSCRIBERINFO']._serialized_end=1707
-  _globals['_TRANSCRIBER']._serialized_start=1781
-  _globals['_TRANSCRIBER']._serialized_end=1958
+  _globals['_TRANSCRIPTIONCONFIG']._serialized_end=499
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=502
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=749
+  _globals['_TRANSCRIPTIONWARNING']._serialized_start=751
+  _globals['_TRANSCRIPTIONWARNING']._serialized_end=848
+  _globals['_WORD']._serialized_start=850
+  _globals['_WORD']._serialized_end=935
+  _globals['_TRANSCRIPTSEGMENT']._serialized_start=938
+  _globals['_TRANSCRIPTSEGMENT']._serialized_end=1154
+  _globals['_LANGUAGESHARE']._serialized_start=1156
+  _globals['_LANGUAGESHARE']._serialized_end=1221
+  _globals['_TRANSCRIPTIONPROGRESS']._serialized_start=1223
+  _globals['_TRANSCRIPTIONPROGRESS']._serialized_end=1301
+  _globals['_TRANSCRIPTIONSUMMARY']._serialized_start=1304
+  _globals['_TRANSCRIPTIONSUMMARY']._serialized_end=1561
+  _globals['_GETTRANSCRIBERINFOREQUEST']._serialized_start=1563
+  _globals['_GETTRANSCRIBERINFOREQUEST']._serialized_end=1590
+  _globals['_TRANSCRIBERINFO']._serialized_start=1593
+  _globals['_TRANSCRIBERINFO']._serialized_end=1861
+  _globals['_TRANSCRIBER']._serialized_start=1935
+  _globals['_TRANSCRIBER']._serialized_end=2112
 # @@protoc_insertion_point(module_scope)

@@ -91,6 +91,7 @@ class TranscriptionConfig(_message.Message):
     VAD_FILTER_FIELD_NUMBER: _builtins.int
     LIVE_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
+    MULTILINGUAL_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Spoken language as an ISO 639-1 code such as "en" or "fr" (see
     TranscriberInfo.languages); empty to detect it from the first speech.
@@ -123,6 +124,14 @@ class TranscriptionConfig(_message.Message):
     is deterministic (beam search, no random fallback), so a file gives the same
     text on every run; above 0 words are sampled, and runs differ.
     """
+    multilingual: _builtins.bool
+    """Code-switching: detect the language again for every utterance (speech
+    between pauses of 0.3 s or more) and decode each run of utterances in its
+    own language, instead of keeping the language of the first speech for the
+    whole stream. Each segment names its language. Ignored when `language` is
+    set or the model is English-only. Costs one language detection (a Whisper
+    encoder pass) per utterance.
+    """
     def __init__(
         self,
         *,
@@ -135,10 +144,11 @@ class TranscriptionConfig(_message.Message):
         vad_filter: _builtins.bool | None = ...,
         live: _builtins.bool = ...,
         temperature: _builtins.float | None = ...,
+        multilingual: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "temperature", b"temperature", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "live", b"live", "task", b"task", "temperature", b"temperature", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_vad_filter", b"_vad_filter", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "live", b"live", "multilingual", b"multilingual", "task", b"task", "temperature", b"temperature", "vad_filter", b"vad_filter", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
@@ -286,6 +296,7 @@ class TranscriptSegment(_message.Message):
     AVG_LOGPROB_FIELD_NUMBER: _builtins.int
     NO_SPEECH_PROB_FIELD_NUMBER: _builtins.int
     COMPRESSION_RATIO_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position of the segment in this stream, from 0."""
     start_seconds: _builtins.float
@@ -300,6 +311,8 @@ class TranscriptSegment(_message.Message):
     """Probability, 0 to 1, that the window held no speech."""
     compression_ratio: _builtins.float
     """Compression ratio of the text; high values hint at repetition."""
+    language: _builtins.str
+    """Language the segment was decoded in (ISO 639-1)."""
     @_builtins.property
     def words(self) -> _containers.RepeatedCompositeFieldContainer[Global___Word]:
         """Word timings; empty when word timestamps are off."""
@@ -315,14 +328,45 @@ class TranscriptSegment(_message.Message):
         avg_logprob: _builtins.float = ...,
         no_speech_prob: _builtins.float = ...,
         compression_ratio: _builtins.float = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["avg_logprob", b"avg_logprob", "compression_ratio", b"compression_ratio", "end_seconds", b"end_seconds", "index", b"index", "no_speech_prob", b"no_speech_prob", "start_seconds", b"start_seconds", "text", b"text", "words", b"words"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avg_logprob", b"avg_logprob", "compression_ratio", b"compression_ratio", "end_seconds", b"end_seconds", "index", b"index", "language", b"language", "no_speech_prob", b"no_speech_prob", "start_seconds", b"start_seconds", "text", b"text", "words", b"words"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TranscriptSegment: _TypeAlias = TranscriptSegment  # noqa: Y015
+
+@_typing.final
+class LanguageShare(_message.Message):
+    """How much of the transcribed speech was in one language."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    language: _builtins.str
+    """The language (ISO 639-1)."""
+    seconds: _builtins.float
+    """Seconds of segments decoded in it."""
+    share: _builtins.float
+    """Its part of all segment time, 0 to 1."""
+    def __init__(
+        self,
+        *,
+        language: _builtins.str = ...,
+        seconds: _builtins.float = ...,
+        share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "seconds", b"seconds", "share", b"share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LanguageShare: _TypeAlias = LanguageShare  # noqa: Y015
 
 @_typing.final
 class TranscriptionProgress(_message.Message):
@@ -365,6 +409,7 @@ class TranscriptionSummary(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     SEGMENT_COUNT_FIELD_NUMBER: _builtins.int
     DEVICE_FIELD_NUMBER: _builtins.int
+    LANGUAGES_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Language used: the one requested or the one detected (ISO 639-1)."""
     language_probability: _builtins.float
@@ -381,6 +426,12 @@ class TranscriptionSummary(_message.Message):
     def device(self) -> _audio_pb2.DeviceStats:
         """GPU use while this stream was transcribed; absent on the CPU."""
 
+    @_builtins.property
+    def languages(self) -> _containers.RepeatedCompositeFieldContainer[Global___LanguageShare]:
+        """Languages of the segments, most spoken first; one entry unless the stream
+        was multilingual.
+        """
+
     def __init__(
         self,
         *,
@@ -391,10 +442,11 @@ class TranscriptionSummary(_message.Message):
         model: _builtins.str = ...,
         segment_count: _builtins.int = ...,
         device: _audio_pb2.DeviceStats | None = ...,
+        languages: _abc.Iterable[Global___LanguageShare] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "device", b"device", "language", b"language", "language_probability", b"language_probability", "model", b"model", "processing_seconds", b"processing_seconds", "segment_count", b"segment_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_duration_seconds", b"audio_duration_seconds", "device", b"device", "language", b"language", "language_probability", b"language_probability", "languages", b"languages", "model", b"model", "processing_seconds", b"processing_seconds", "segment_count", b"segment_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

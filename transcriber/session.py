@@ -1,0 +1,321 @@
+"""One stream of faster-whisper transcription, decoded incrementally.
+
+Each stream buffers audio; `run` asks the window planner what part of the buffer
+is ready (cut in VAD-confirmed silence), transcribes it, and drops it. Pieces
+start and end at utterance boundaries, so each is decoded on its own: the
+client's initial prompt conditions every piece, but the text of earlier pieces
+does not. Carrying it over (as text or as tokens) made Whisper repeat earlier
+phrases on repetitive speech and cost several points of WER on the Asterisk
+prompts; without it the stream matches whole-file accuracy (BENCHMARKS.md). The
+language detected on the first piece is kept for the rest of the stream, unless
+the stream is multilingual: then each piece is cut into runs of utterances of
+one language, each decoded in its own (transcriber/languages.py).
+
+Each piece's segments go through a `PieceReview` before they are sent: a
+repetition loop is decoded again, speech left without text is decoded again on
+its own, and what stays lost is named by a warning (see transcriber/review.py).
+A progress marker follows every segment and every piece, so the audio reported
+transcribed advances with each Whisper window decoded (CTranslate2 reports
+nothing inside one window; a piece is one window unless its speech runs on
+without a pause).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from transcriber.coverage import Span
+from transcriber.domain import Transcribed, TranscriptionItem
+from transcriber.languages import language_runs
+from transcriber.review import PieceReview
+from transcriber.windows import (
+    ANALYSIS_SAMPLES,
+    FIRST_WINDOW_SAMPLES,
+    PACK_SAMPLES,
+    Region,
+    plan_window,
+)
+from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
+from whospoke.contract.transcription import (
+    LanguageShare,
+    Segment,
+    SpeechWarning,
+    TranscriptionOptions,
+    Word,
+    language_shares,
+)
+
+logger = logging.getLogger(__name__)
+
+PLANNING_VAD = VadOptions(min_silence_duration_ms=1000, max_speech_duration_s=28)
+"""VAD settings: a region closes after 1 s of silence; long ones split before 30 s."""
+SPEECH_PAD = PLANNING_VAD.speech_pad_ms * SAMPLE_RATE // 1000
+"""Samples of padding VAD adds after the last speech frame of a region."""
+TAIL_TOLERANCE = 0.5
+"""Seconds before the end of speech at which a decoded segment counts as the last."""
+END_PADDING = np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.float32)
+"""Silence appended (for VAD only) at the end of a stream so its last region closes."""
+ALONE_PAD = 0.2
+"""Seconds of context kept around a stretch decoded again on its own."""
+
+
+class WhisperSession:
+    """The buffer and decoding state of one stream."""
+
+    def __init__(self, model: WhisperModel, options: TranscriptionOptions) -> None:
+        self._model = model
+        self._options = options
+        self._lock = threading.Lock()
+        self._parts: list[Samples] = []
+        self._buffered = 0
+        self._received = 0
+        self._committed = 0
+        self._decoded = 0.0
+        self._next_index = 0
+        self._language = options.language or ""
+        self._probabilities: dict[str, list[float]] = {}
+        if options.language:
+            self._probabilities[options.language] = [1.0]
+        self._spoken: dict[str, float] = {}
+        self._spoken_languages: list[str] = []
+        """Languages decoded so far (multilingual), the one in use last."""
+
+    @property
+    def received_seconds(self) -> float:
+        return seconds(self._received)
+
+    @property
+    def transcribed_seconds(self) -> float:
+        """Audio whose text has all been sent: the piece in progress counts up to its
+        last segment sent."""
+        return max(seconds(self._committed), self._decoded)
+
+    @property
+    def buffered_seconds(self) -> float:
+        return seconds(self._buffered)
+
+    @property
+    def language(self) -> tuple[str, float]:
+        """The most spoken language so far (else the one in use), with the mean
+        probability of its detections."""
+        shares = self.languages
+        language = shares[0].language if shares else self._language
+        found = self._probabilities.get(language, [])
+        return language, sum(found) / len(found) if found else 0.0
+
+    @property
+    def languages(self) -> list[LanguageShare]:
+        return language_shares(self._spoken.items())
+
+    def push(self, samples: Samples) -> None:
+        with self._lock:
+            self._parts.append(samples)
+            self._buffered += samples.size
+            self._received += samples.size
+
+    def run(self, final: bool, stop: threading.Event) -> Iterator[TranscriptionItem]:
+        while not stop.is_set():
+            buffer = self._snapshot()
+            regions = self._speech(buffer, final)
+            plan = plan_window(
+                regions,
+                min(buffer.size, ANALYSIS_SAMPLES),
+                buffer.size,
+                final,
+                self._options.vad_filter,
+                FIRST_WINDOW_SAMPLES if self._next_index == 0 else PACK_SAMPLES,
+                live=self._options.live,
+            )
+            if plan is None:
+                return
+            if plan.transcribe:
+                inside = [r for r in regions if r.end <= plan.cut]
+                yield from self._transcribe(buffer[: plan.cut], inside, stop)
+            if stop.is_set():
+                return
+            self._drop(plan.cut)
+            yield Transcribed(self.transcribed_seconds)
+
+    def _snapshot(self) -> Samples:
+        with self._lock:
+            if len(self._parts) > 1:
+                self._parts = [np.concatenate(self._parts)]
+            return self._parts[0] if self._parts else np.zeros(0, dtype=np.float32)
+
+    def _drop(self, count: int) -> None:
+        with self._lock:
+            merged = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
+            rest = merged[count:]
+            self._parts = [rest] if rest.size else []
+            self._buffered -= count
+            self._committed += count
+
+    def _speech(self, buffer: Samples, final: bool) -> list[Region]:
+        """Speech regions of the analysed part of the buffer.
+
+        At the end of the stream the audio is padded with silence for VAD, so the
+        last region ends where its speech does rather than at the end of the audio.
+        """
+        analysed = buffer[:ANALYSIS_SAMPLES]
+        closing = final and buffer.size <= ANALYSIS_SAMPLES
+        padded = np.concatenate([analysed, END_PADDING]) if closing else analysed
+        return [
+            Region(r["start"], min(r["end"], analysed.size))
+            for r in get_speech_timestamps(padded, PLANNING_VAD)
+            if r["start"] < analysed.size
+        ]
+
+    def _transcribe(
+        self, audio: Samples, regions: list[Region], stop: threading.Event
+    ) -> Iterator[TranscriptionItem]:
+        """Decode one piece; a multilingual stream's piece run by run of one language."""
+        if not self._options.multilingual:
+            yield from self._decode(audio, 0, regions, self._language, stop)
+            return
+        runs, self._spoken_languages = language_runs(audio, self._detect, self._spoken_languages)
+        for run in runs:
+            if run.probability:
+                self._probabilities.setdefault(run.language, []).append(run.probability)
+            inside = [
+                Region(max(r.start, run.start) - run.start, min(r.end, run.end) - run.start)
+                for r in regions
+                if r.start < run.end and r.end > run.start
+            ]
+            piece = audio[run.start : run.end]
+            yield from self._decode(piece, run.start, inside, run.language, stop)
+            if stop.is_set():
+                return
+
+    def _detect(self, audio: Samples) -> list[tuple[str, float]]:
+        _, _, detection = self._model.detect_language(audio)
+        return [(language, float(probability)) for language, probability in detection]
+
+    def _decode(
+        self,
+        audio: Samples,
+        start: int,
+        regions: list[Region],
+        language: str,
+        stop: threading.Event,
+    ) -> Iterator[TranscriptionItem]:
+        """Decode `audio` (from sample `start` of the piece) with faster-whisper's own
+        VAD filter, as for a whole file, in `language` ("" to detect it).
+
+        Within the piece the decoder does not condition on its own output, which
+        avoids Whisper's repetition loops on repetitive speech. A piece ends in
+        silence: once the text reaches the end of the last speech region, decoding
+        the rest costs temperature fallbacks and yields invented words, so the
+        segment generator is not asked for more. Each segment passes the piece's
+        review first, which may decode parts of the piece again (`_decode_alone`).
+        """
+        segments, info = self._model.transcribe(
+            audio, vad_filter=self._options.vad_filter, **self._decoding(language)
+        )
+        if not language:
+            language = info.language
+            self._probabilities.setdefault(language, []).append(float(info.language_probability))
+            self._language = self._language or language
+            self._spoken_languages = [*self._spoken_languages, language]
+        speech_end = seconds(regions[-1].end - SPEECH_PAD) if regions else seconds(audio.size)
+        offset = seconds(self._committed + start)
+        spans = [Span(offset + seconds(r.start), offset + seconds(r.end)) for r in regions]
+        alone = partial(self._decode_alone, audio, offset, language, stop)
+        review = PieceReview(spans, alone)
+        for raw in segments:
+            yield from self._emit(review.add(self._convert(raw, offset, language)))
+            yield Transcribed(self.transcribed_seconds)
+            if stop.is_set() or raw.end >= speech_end - TAIL_TOLERANCE:
+                break
+        if not stop.is_set():
+            yield from self._emit(review.finish(offset + seconds(audio.size)))
+
+    def _decoding(self, language: str) -> dict[str, Any]:
+        """The decoder settings every pass of this stream shares.
+
+        By default decoding is deterministic (beam search at temperature 0
+        only): faster-whisper's temperature fallback samples at random when a
+        window's text repeats or scores low, and then the same file gives
+        different text from run to run (seen on the Spanish prompts of issue 19
+        and a meeting recording). Loops, the fallback's main target, are handled
+        by the review instead, deterministically; on the Asterisk and sample
+        references the word error rate is unchanged. A client that asks for a
+        temperature above 0 gets sampling at that one temperature (no fallback
+        ladder either): its runs differ, by its choice.
+        """
+        options = self._options
+        return {
+            "language": language or None,
+            "task": options.task,
+            "beam_size": options.beam_size,
+            "word_timestamps": options.word_timestamps,
+            "initial_prompt": options.initial_prompt,
+            "hotwords": options.hotwords,
+            "condition_on_previous_text": False,
+            "temperature": options.temperature,
+        }
+
+    def _decode_alone(
+        self, audio: Samples, offset: float, language: str, stop: threading.Event, span: Span
+    ) -> list[Segment]:
+        """Decode `span` (absolute seconds) of the piece `audio` on its own, unfiltered.
+
+        A second chance for speech the piece's pass left without text, or turned
+        into a loop: a window of its own, and no segment skipped as non-speech,
+        so that the review sees what the model makes of it and says why it drops it.
+        """
+        first = max(0, int((span.start - offset - ALONE_PAD) * SAMPLE_RATE))
+        last = min(audio.size, int((span.end - offset + ALONE_PAD) * SAMPLE_RATE))
+        if last <= first:
+            return []
+        segments, _ = self._model.transcribe(
+            audio[first:last],
+            vad_filter=False,
+            no_speech_threshold=None,
+            **self._decoding(language),
+        )
+        decoded: list[Segment] = []
+        for raw in segments:
+            if stop.is_set():
+                break
+            decoded.append(self._convert(raw, offset + seconds(first), language))
+        return decoded
+
+    def _emit(self, items: Iterable[Segment | SpeechWarning]) -> Iterator[TranscriptionItem]:
+        """Number the segments in the order they are sent; note how far the text reaches."""
+        for item in items:
+            if isinstance(item, SpeechWarning):
+                logger.info("%s: %s", item.code, item.message)
+                yield item
+                continue
+            self._decoded = max(self._decoded, item.end)
+            self._spoken[item.language] = (
+                self._spoken.get(item.language, 0.0) + item.end - item.start
+            )
+            yield replace(item, index=self._next_index)
+            self._next_index += 1
+
+    def _convert(self, raw: Any, offset: float, language: str) -> Segment:
+        words = tuple(
+            Word(float(w.start) + offset, float(w.end) + offset, w.word, float(w.probability))
+            for w in raw.words or ()
+        )
+        return Segment(
+            index=0,
+            start=float(raw.start) + offset,
+            end=float(raw.end) + offset,
+            text=raw.text,
+            words=words,
+            avg_logprob=float(raw.avg_logprob),
+            no_speech_prob=float(raw.no_speech_prob),
+            compression_ratio=float(raw.compression_ratio),
+            language=language,
+        )
