@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 ASTERISK := en fr es
 ASTERISK_PKGS := $(foreach l,$(ASTERISK),asterisk-core-sounds-$(l) asterisk-core-sounds-$(l)-wav)
 
-.PHONY: venv testdata node demo test lint typecheck unit protos bench bench-quick tune clean
+.PHONY: venv testdata node demo test lint typecheck unit protos bench bench-quick bench-long tune clean
 
 venv: $(STAMP)
 
@@ -70,6 +70,7 @@ bench: venv testdata
 	$(BIN)/python bench/transcriber_bench.py
 	$(BIN)/python bench/transcriber_accuracy.py
 	$(BIN)/python bench/diarizer_bench.py
+	$(BIN)/python bench/clustering_bench.py
 	$(BIN)/python bench/orchestrator_bench.py
 	$(BIN)/python bench/accuracy_bench.py
 	$(BIN)/python bench/jobs_bench.py
@@ -82,6 +83,10 @@ bench-quick: venv testdata
 	$(BIN)/python bench/orchestrator_bench.py --quick
 	$(BIN)/python bench/jobs_bench.py --quick
 	$(BIN)/python bench/gateway_bench.py --quick
+
+# Memory up to 4-hour recordings (about 30 minutes on 2 cores): BENCHMARKS.md "Long recordings".
+bench-long: venv testdata
+	$(BIN)/python bench/long_bench.py
 
 # Clustering threshold sweep on the dev clips (about 12 minutes).
 tune: venv

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 from pyannote.audio import Model
-from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
 
+from diarizer.clustering import BoundedClustering
 from diarizer.embedders import WINDOW_SAMPLES, Embedder, Window
 from whospoke.common.audio import SAMPLE_RATE, Samples
 
@@ -195,7 +195,7 @@ class IncrementalDiarizer:
         count = mixin.speaker_count(segmentations, frames, warm_up=(0.0, 0.0))
         if np.nanmax(count.data) == 0:
             return DiarizationResult(Annotation(), Annotation(), {})
-        clustering = AgglomerativeClustering(metric="cosine")
+        clustering = BoundedClustering(metric="cosine")
         settings = settings or self._settings
         clustering.instantiate(
             {

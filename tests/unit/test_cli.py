@@ -329,3 +329,12 @@ def test_zero_length_segments_keep_their_text_in_subtitles() -> None:
     assert "00:00:02.000 --> 00:00:02.100\n<v A>there" in render(result, "vtt")
     last = pb.ProcessResult(segments=[seg(5.0, 5.0, "bye")])
     assert "00:00:05,000 --> 00:00:05,300\n[A] bye" in render(last, "srt")
+
+
+def test_serve_splits_the_cores_between_the_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    from whospoke.cli.serve import shared_threads
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(16)), raising=False)
+    assert (shared_threads(0), shared_threads(3)) == (8, 3)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: {0}, raising=False)
+    assert shared_threads(0) == 1
