@@ -99,23 +99,21 @@ def _smooth(sentence: list[AttributedWord], cover: Cover) -> list[AttributedWord
 
 
 def _joins(runs: list[list[AttributedWord]], i: int, cover: Cover) -> str | None:
-    """The speaker fragment `runs[i]` should take, or None when it stays."""
+    """The speaker fragment `runs[i]` should take (its predecessor's), or None when it stays."""
     run = runs[i]
-    if len(run) > MAX_FRAGMENT_WORDS:
-        return None
-    before = runs[i - 1] if i > 0 else None
+    if i == 0 or len(run) > MAX_FRAGMENT_WORDS:
+        return None  # a sentence's first words stay where the turns put them
+    before = runs[i - 1]
     after = runs[i + 1] if i + 1 < len(runs) else None
-    if before and after:
-        if before[0].speaker != after[0].speaker:
+    if after is not None:  # inside the sentence: both sides must be one speaker's
+        if after[0].speaker != before[0].speaker:
             return None
         pause = max(run[0].start - before[-1].end, after[0].start - run[-1].end)
-        target = before[0].speaker
-    else:
-        if before is None or not ends_sentence(run[-1]) or len(before) <= len(run):
+    else:  # its end: punctuated, after a longer part
+        if not ends_sentence(run[-1]) or len(before) <= len(run):
             return None
         pause = run[0].start - before[-1].end
-        target = before[0].speaker
     own = sum(cover(w.speaker, w.start, w.end) for w in run)
     if pause >= EVIDENCE_PAUSE or own >= EVIDENCE_SECONDS:
         return None
-    return target
+    return before[0].speaker

@@ -224,7 +224,10 @@ class WhisperSession:
             language = info.language
             self._probabilities.setdefault(language, []).append(float(info.language_probability))
             self._language = self._language or language
-            self._spoken_languages = [*self._spoken_languages, language]
+            self._spoken_languages = [
+                *(x for x in self._spoken_languages if x != language),
+                language,
+            ]
         speech_end = seconds(regions[-1].end - SPEECH_PAD) if regions else seconds(audio.size)
         offset = seconds(self._committed + start)
         spans = [Span(offset + seconds(r.start), offset + seconds(r.end)) for r in regions]
