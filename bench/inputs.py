@@ -3,6 +3,7 @@
 - `sample`: pyannote's `sample.wav` (30 s, 2 speakers) with its RTTM and transcript.
 - `meeting(minutes)`: the ten 30 s clips of `../shared/data/diarization-dev` joined
   (their RTTM shifted alongside; labels are corpus-wide) and repeated to `minutes`.
+- `short_pauses()`: the same clips joined with their pauses cut to 0.4 s.
 - `conversation()`: Debian's Asterisk prompts in English, French and Spanish taking
   turns, with the reference RTTM and each turn's words generated alongside. The
   package credits one voice, Allison Smith, for the English and Spanish prompts and
@@ -84,6 +85,25 @@ def meeting(minutes: float, data: Path = DEV_DATA) -> Input:
         np.ascontiguousarray(looped[:length]),
         looped_reference.crop(Segment(0, length / SAMPLE_RATE)),
     )
+
+
+def short_pauses(max_pause: float = 0.4, data: Path = DEV_DATA) -> Input:
+    """The joined dev clips with every pause between reference speech cut to `max_pause`
+    seconds: meeting speech where a transcriber's pieces cannot wait for long silences."""
+    audio, reference = joined(clips(data))
+    parts: list[Samples] = []
+    shortened = Annotation(uri="short-pauses")
+    kept, previous = 0.0, 0.0
+    for speech in reference.get_timeline().support():
+        pause = min(speech.start - previous, max_pause)
+        start = speech.start - pause
+        parts.append(audio[round(start * SAMPLE_RATE) : round(speech.end * SAMPLE_RATE)])
+        shift = start - kept
+        for turn, _, speaker in reference.crop(speech).itertracks(yield_label=True):
+            shortened[Segment(turn.start - shift, turn.end - shift)] = speaker
+        kept += speech.end - start
+        previous = speech.end
+    return Input("short-pauses", np.concatenate(parts), shortened)
 
 
 def conversation(prompts_per_speaker: int = 12, gap_seconds: float = 0.6) -> Input:

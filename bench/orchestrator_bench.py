@@ -2,9 +2,10 @@
 
 The three services run as subprocesses (Whisper base int8, segmentation-3.0 + CAM++),
 each model with `--threads` threads. In one run:
-1. speed: `Process` on the 5-minute dev meeting (first segment, per-stage times,
-   progress over time) against the baseline, which transcribes the whole file with
-   faster-whisper and then runs pyannote's whole-file pipeline in one process;
+1. speed: `Process` on the 5-minute dev meeting and on the dev clips with their
+   pauses shortened (first segment, per-stage times, progress over time) against the
+   baseline, which transcribes the whole file with faster-whisper and then runs
+   pyannote's whole-file pipeline in one process;
 2. accuracy: DER and WER of `Process` and of the baseline on the Asterisk
    conversation (three languages, two voices) and on sample.wav;
 3. throughput with 1, 2 and 4 concurrent clients (queue positions observed);
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -32,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from bench.inputs import Input, conversation, meeting, sample
+from bench.inputs import Input, conversation, meeting, sample, short_pauses
 from bench.plots import progress_plot, rss_plot
 from bench.report import machine, write_section
 from whospoke.common.audio import Samples, wav_bytes
-from whospoke.common.procs import ServiceProcess
+from whospoke.common.procs import ServiceProcess, free_port
 from whospoke.evaluation import word_error_rate
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -63,8 +65,12 @@ class Services:
     """The three services as subprocesses, and `Process` calls against them."""
 
     def __init__(self, threads: int) -> None:
-        self.transcriber = ServiceProcess.start("transcriber", ["--cpu-threads", str(threads)])
-        self.diarizer = ServiceProcess.start("diarizer", ["--threads", str(threads)])
+        self.transcriber = ServiceProcess.start(
+            "transcriber", ["--cpu-threads", str(threads)], metrics_port=free_port()
+        )
+        self.diarizer = ServiceProcess.start(
+            "diarizer", ["--threads", str(threads)], metrics_port=free_port()
+        )
         backends = ["--transcriber", self.transcriber.address, "--diarizer", self.diarizer.address]
         self.orchestrator = ServiceProcess.start(
             "orchestrator", [*backends, "--max-queued-jobs", "8"]
@@ -212,6 +218,34 @@ async def throughput(services: Services, data: bytes, seconds: float) -> list[st
     return rows
 
 
+CANCEL_AFTER = (0.0, 0.75, 1.5, 2.25, 3.0, 3.75, 4.5)
+"""Seconds after the first segment at which a cancel is sent: points spread over one
+batched decoder pass (about 4.5 s for 4 windows of Whisper base on 2 CPU threads)."""
+
+
+async def cancel_times(services: Services, data: bytes) -> list[float]:
+    """Seconds from a client's cancel to both backends idle (no call in flight),
+    the cancel sent each delay of `CANCEL_AFTER` after the first segment."""
+    found = []
+    for delay in CANCEL_AFTER:
+        async with services.orchestrator.channel() as channel:
+            call = pb_grpc.OrchestratorStub(channel).Process(pb.ProcessRequest(audio=data))
+            async for event in call:
+                if event.HasField("segment"):
+                    break
+            await asyncio.sleep(delay)
+            call.cancel()
+        cancelled = time.perf_counter()
+        backends = (services.transcriber, services.diarizer)
+        while time.perf_counter() < cancelled + 60:
+            if not any(await asyncio.gather(*(asyncio.to_thread(b.in_flight) for b in backends))):
+                break
+            await asyncio.sleep(0.02)
+        found.append(time.perf_counter() - cancelled)
+        print("cancel", delay, f"s after the first segment: {found[-1]:.2f} s", flush=True)
+    return found
+
+
 async def measure_services(args: argparse.Namespace, inputs: dict[str, Input]) -> dict[str, Any]:
     services = Services(args.threads)
     found: dict[str, Any] = {}
@@ -224,6 +258,7 @@ async def measure_services(args: argparse.Namespace, inputs: dict[str, Input]) -
         if not args.quick:
             speed = inputs["meeting-5"]
             found["throughput"] = await throughput(services, wav_bytes(speed.audio), speed.seconds)
+            found["cancel"] = await cancel_times(services, wav_bytes(speed.audio))
             found["rss"] = [(5.0, services.peak_rss_mib())]
             for minutes in (30.0, 60.0):
                 long = meeting(minutes)
@@ -242,7 +277,11 @@ def main() -> None:
     args = parser.parse_args()
     inputs = {"sample": sample()}
     if not args.quick:
-        inputs |= {"meeting-5": meeting(5), "conversation": conversation()}
+        inputs |= {
+            "meeting-5": meeting(5),
+            "short-pauses": short_pauses(),
+            "conversation": conversation(),
+        }
     ours = asyncio.run(measure_services(args, inputs))
     base = {}
     for name, source in inputs.items():
@@ -257,8 +296,8 @@ def write_report(
     ours: dict[str, Any],
     base: dict[str, Outcome],
 ) -> None:
-    speed = "sample" if args.quick else "meeting-5"
-    source, mine, theirs = inputs[speed], ours[speed], base[speed]
+    speeds = ["sample"] if args.quick else ["meeting-5", "short-pauses"]
+    mine = ours[speeds[0]]
     figures = Path(__file__).resolve().parent / "figures"
     progress_plot(mine.timeline, mine.first_segment, figures / "progress.png")
     lines = [
@@ -266,23 +305,12 @@ def write_report(
         f"Machine: {machine()}; {args.threads} threads for each model, both on the same cores.",
         "Models: Whisper base (int8), segmentation-3.0 + CAM++. Baseline: faster-whisper on the "
         "whole file, then pyannote's whole-file pipeline, in one process.",
-        "",
-        f"### Speed ({source.name}, {source.seconds:.0f} s, sent as one WAV file)",
-        "",
-        "| path | wall time (s) | real-time factor | first segment (s, share) "
-        "| transcription (s) | diarization (s) |",
-        "|---|---|---|---|---|---|",
     ]
-    for label, r in (("sequential baseline", theirs), ("whospoke `Process`", mine)):
-        lines.append(
-            f"| {label} | {r.seconds:.1f} | {r.seconds / source.seconds:.3f} | "
-            f"{r.first_segment:.1f} ({100 * r.first_segment / r.seconds:.0f} %) | "
-            f"{r.transcription:.1f} | {r.diarization:.1f} |"
-        )
+    for speed in speeds:
+        lines += speed_lines(inputs[speed], ours[speed], base[speed])
     lines += [
         "",
-        f"whospoke / baseline wall time: **{mine.seconds / theirs.seconds:.2f}**. "
-        "Progress events over time: ![progress](bench/figures/progress.png)",
+        f"Progress events over time ({speeds[0]}): ![progress](bench/figures/progress.png)",
         "",
         "### Accuracy (DER collar 0 / 0.25 s, overlap scored; WER normalised)",
         "",
@@ -299,6 +327,26 @@ def write_report(
     print("\n".join(lines), flush=True)
 
 
+def speed_lines(source: Input, mine: Outcome, theirs: Outcome) -> list[str]:
+    """One input's speed table: the baseline and `Process`, with their ratio."""
+    lines = [
+        "",
+        f"### Speed ({source.name}, {source.seconds:.0f} s, sent as one WAV file)",
+        "",
+        "| path | wall time (s) | real-time factor | first segment (s, share) "
+        "| transcription (s) | diarization (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, r in (("sequential baseline", theirs), ("whospoke `Process`", mine)):
+        lines.append(
+            f"| {label} | {r.seconds:.1f} | {r.seconds / source.seconds:.3f} | "
+            f"{r.first_segment:.1f} ({100 * r.first_segment / r.seconds:.0f} %) | "
+            f"{r.transcription:.1f} | {r.diarization:.1f} |"
+        )
+    lines += ["", f"whospoke / baseline wall time: **{mine.seconds / theirs.seconds:.2f}**."]
+    return lines
+
+
 def scale_lines(ours: dict[str, Any]) -> list[str]:
     """The throughput and memory tables of the full run."""
     return [
@@ -308,6 +356,12 @@ def scale_lines(ours: dict[str, Any]) -> list[str]:
         "| clients | wall time (s) | audio seconds per second | queue positions seen |",
         "|---|---|---|---|",
         *ours["throughput"],
+        "",
+        "### Cancel (5-minute meeting): seconds from the client's cancel to both backends idle",
+        "",
+        f"Cancelled {', '.join(map(str, CANCEL_AFTER))} s after the first segment: "
+        + ", ".join(f"{t:.2f}" for t in ours["cancel"])
+        + f" s (median {statistics.median(ours['cancel']):.2f}, max {max(ours['cancel']):.2f}).",
         "",
         "### Peak RSS of each service (MiB): after the 5-minute jobs, then after one "
         "30-minute and one 60-minute `Process`",

@@ -21,6 +21,7 @@ from diarizer.domain import DiarizerEngineInfo
 from diarizer.embedders import WINDOW_SAMPLES, Embedder, PooledEmbedder, WindowEmbedder
 from diarizer.incremental import ClusteringSettings, IncrementalDiarizer
 from diarizer.models import CamPlusPlus, load_embedding, load_segmentation
+from diarizer.onnx_segmentation import OnnxSegmentation, choose_segmentation
 from whospoke.common.audio import Samples, seconds
 from whospoke.common.errors import Unavailable
 from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
@@ -41,6 +42,8 @@ class DiarizerModelConfig:
     step_seconds: float = 1.0
     batch_size: int = 8
     threads: int = 0
+    segmentation_runtime: str = "auto"
+    """"onnx" (the CPU default when fetched) or "torch" (GPU, custom models)."""
     clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
 
 
@@ -48,7 +51,7 @@ class PyannoteEngine:
     def __init__(self, config: DiarizerModelConfig) -> None:
         self._config = config
         self._device = torch.device("cpu")
-        self._models: tuple[Model, Model] | None = None
+        self._models: tuple[torch.nn.Module, Model] | None = None
 
     @property
     def ready(self) -> bool:
@@ -74,12 +77,17 @@ class PyannoteEngine:
                 logger.exception("GPU unusable for diarization; falling back to the CPU")
                 segmentation.to("cpu")
                 embedding.to("cpu")
-        self._models = (segmentation, embedding)
+        on_cpu = self._device.type == "cpu"
+        custom = bool(self._config.segmentation)
+        runtime, threads = self._config.segmentation_runtime, self._config.threads
+        chosen = choose_segmentation(segmentation, runtime, custom, on_cpu, threads)
+        self._models = (chosen, embedding)
 
     def info(self) -> DiarizerEngineInfo:
         c = self._config
         return DiarizerEngineInfo(
-            segmentation_model=c.segmentation or "pyannote/segmentation-3.0 (embedded)",
+            segmentation_model=(c.segmentation or "pyannote/segmentation-3.0 (embedded)")
+            + (" (ONNX Runtime)" if self._onnx else ""),
             embedding_model=c.embedding or "CAM++ 3D-Speaker zh-en common (embedded)",
             embedding_mode=self.embedding_mode,
             device=self._device.type,
@@ -89,6 +97,10 @@ class PyannoteEngine:
             window_step_seconds=c.step_seconds,
             device_index=self._device.index or 0,
         )
+
+    @property
+    def _onnx(self) -> bool:
+        return self._models is not None and isinstance(self._models[0], OnnxSegmentation)
 
     @property
     def embedding_mode(self) -> str:

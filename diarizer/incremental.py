@@ -14,11 +14,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-from pyannote.audio import Model
 from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
@@ -57,6 +56,17 @@ class ClusteringSettings:
     min_duration_off: float = 0.0
 
 
+class Segmentation(Protocol):
+    """segmentation-3.0 as PyTorch `Model` or its ONNX stand-in (diarizer/onnx_segmentation.py)."""
+
+    @property
+    def receptive_field(self) -> SlidingWindow: ...
+
+    def __call__(self, waveforms: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+
 @dataclass(frozen=True)
 class DiarizationResult:
     turns: Annotation
@@ -69,7 +79,7 @@ class IncrementalDiarizer:
 
     def __init__(
         self,
-        segmentation: Model,
+        segmentation: Segmentation,
         embedder: Embedder,
         step_seconds: float = 1.0,
         batch_size: int = 8,

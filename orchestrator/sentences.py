@@ -30,10 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from orchestrator.attributed import AttributedWord
+from whospoke.contract.transcription import ends_sentence
 
-SENTENCE_ENDS = frozenset(".?!\u3002\uff1f\uff01\u2026")
-"""Characters that end a sentence in Whisper's output (closing quotes are skipped)."""
-CLOSERS = "\"')]\u00bb\u201d\u2019"
 MAX_FRAGMENT_WORDS = 2
 EVIDENCE_PAUSE = 0.5
 """Seconds of silence between a fragment and the rest of its sentence that show a
@@ -62,13 +60,9 @@ def sentences(words: Sequence[AttributedWord]) -> list[list[AttributedWord]]:
     cut: list[list[AttributedWord]] = [[]]
     for word in words:
         cut[-1].append(word)
-        if ends_sentence(word):
+        if ends_sentence(word.text):
             cut.append([])
     return [s for s in cut if s]
-
-
-def ends_sentence(word: AttributedWord) -> bool:
-    return word.text.strip().rstrip(CLOSERS)[-1:] in SENTENCE_ENDS
 
 
 def keep_sentences(words: Sequence[AttributedWord], cover: Cover) -> list[AttributedWord]:
@@ -110,7 +104,7 @@ def _joins(runs: list[list[AttributedWord]], i: int, cover: Cover) -> str | None
             return None
         pause = max(run[0].start - before[-1].end, after[0].start - run[-1].end)
     else:  # its end: punctuated, after a longer part
-        if not ends_sentence(run[-1]) or len(before) <= len(run):
+        if not ends_sentence(run[-1].text) or len(before) <= len(run):
             return None
         pause = run[0].start - before[-1].end
     own = sum(cover(w.speaker, w.start, w.end) for w in run)

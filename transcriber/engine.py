@@ -12,7 +12,7 @@ from dataclasses import replace
 import ctranslate2
 from faster_whisper import WhisperModel
 
-from transcriber.config import ModelConfig
+from transcriber.config import ModelConfig, auto_batch_size
 from transcriber.domain import EngineInfo
 from transcriber.session import WhisperSession
 from whospoke.common.errors import InvalidArgument, Unavailable, quoted
@@ -104,4 +104,5 @@ class FasterWhisperEngine:
         model = self.model
         if options.multilingual and not model.model.is_multilingual:
             options = replace(options, multilingual=False)
-        return WhisperSession(model, options)
+        batch = self._config.batch_size or auto_batch_size(self._device)
+        return WhisperSession(model, options, batch)

@@ -1,12 +1,16 @@
 """One stream of faster-whisper transcription, decoded incrementally.
 
 Each stream buffers audio; `run` asks the window planner what part of the buffer
-is ready (cut in VAD-confirmed silence), transcribes it, and drops it. Pieces
-start and end at utterance boundaries, so each is decoded on its own: the
-client's initial prompt conditions every piece, but the text of earlier pieces
-does not. Carrying it over (as text or as tokens) made Whisper repeat earlier
-phrases on repetitive speech and cost several points of WER on the Asterisk
-prompts; without it the stream matches whole-file accuracy (BENCHMARKS.md). The
+is ready (cut in VAD-confirmed silence), transcribes it, and drops it. A file's
+stream (not live) plans a whole batch of pieces at once and decodes them in one
+batched pass (transcriber/batched.py): files want throughput; a live stream
+decodes each piece as soon as it closes, with faster-whisper's `transcribe`,
+for latency (and so does a multilingual one, whose pieces are split further
+into runs of one language). Pieces start and end at utterance boundaries, so
+each is decoded on its own: the client's initial prompt conditions every piece,
+but the text of earlier pieces does not: carrying it over made Whisper repeat
+earlier phrases on repetitive speech (several points of WER on the Asterisk
+prompts); without it the stream matches whole-file accuracy. The
 language detected on the first piece is kept for the rest of the stream, unless
 the stream is multilingual: then each piece is cut into runs of utterances of
 one language, each decoded in its own (transcriber/languages.py).
@@ -15,9 +19,7 @@ Each piece's segments go through a `PieceReview` before they are sent: a
 repetition loop is decoded again, speech left without text is decoded again on
 its own, and what stays lost is named by a warning (see transcriber/review.py).
 A progress marker follows every segment and every piece, so the audio reported
-transcribed advances with each Whisper window decoded (CTranslate2 reports
-nothing inside one window; a piece is one window unless its speech runs on
-without a pause).
+transcribed advances with each Whisper window (or batch of them) decoded.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from transcriber.batched import Piece, Stopped, decode_batch, detect_language, shifted
 from transcriber.coverage import Span
 from transcriber.domain import Transcribed, TranscriptionItem
 from transcriber.languages import language_runs
@@ -41,7 +44,10 @@ from transcriber.windows import (
     ANALYSIS_SAMPLES,
     FIRST_WINDOW_SAMPLES,
     PACK_SAMPLES,
+    Plan,
     Region,
+    batch_span,
+    plan_batch,
     plan_window,
 )
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
@@ -71,9 +77,14 @@ ALONE_PAD = 0.2
 class WhisperSession:
     """The buffer and decoding state of one stream."""
 
-    def __init__(self, model: WhisperModel, options: TranscriptionOptions) -> None:
+    def __init__(
+        self, model: WhisperModel, options: TranscriptionOptions, batch_size: int = 1
+    ) -> None:
         self._model = model
         self._options = options
+        self._batched = not options.live and not options.multilingual
+        self._batch_size = batch_size
+        self._span = batch_span(batch_size) if self._batched else ANALYSIS_SAMPLES
         self._lock = threading.Lock()
         self._parts: list[Samples] = []
         self._buffered = 0
@@ -82,9 +93,8 @@ class WhisperSession:
         self._decoded = 0.0
         self._next_index = 0
         self._language = options.language or ""
-        self._probabilities: dict[str, list[float]] = {}
-        if options.language:
-            self._probabilities[options.language] = [1.0]
+        known = {options.language: [1.0]} if options.language else {}
+        self._probabilities: dict[str, list[float]] = known
         self._spoken: dict[str, float] = {}
         self._spoken_languages: list[str] = []
         """Languages decoded so far (multilingual), the one in use last."""
@@ -126,24 +136,48 @@ class WhisperSession:
         while not stop.is_set():
             buffer = self._snapshot()
             regions = self._speech(buffer, final)
-            plan = plan_window(
-                regions,
-                min(buffer.size, ANALYSIS_SAMPLES),
-                buffer.size,
-                final,
-                self._options.vad_filter,
-                FIRST_WINDOW_SAMPLES if self._next_index == 0 else PACK_SAMPLES,
-                live=self._options.live,
-            )
-            if plan is None:
+            plans = self._plan(regions, buffer.size, final)
+            if not plans:
                 return
-            if plan.transcribe:
-                inside = [r for r in regions if r.end <= plan.cut]
-                yield from self._transcribe(buffer[: plan.cut], inside, stop)
+            start = 0
+            pieces: list[tuple[int, Piece]] = []
+            for plan in plans:
+                if plan.transcribe:
+                    inside = [
+                        Region(r.start - start, r.end - start)
+                        for r in regions
+                        if r.start >= start and r.end <= start + plan.cut
+                    ]
+                    pieces.append((start, Piece(buffer[start : start + plan.cut], inside)))
+                start += plan.cut
+            if self._batched:
+                yield from self._decode_batch(pieces, stop)
+            else:
+                for base, piece in pieces:
+                    yield from self._transcribe(piece, base, stop)
             if stop.is_set():
                 return
-            self._drop(plan.cut)
+            self._drop(start)
             yield Transcribed(self.transcribed_seconds)
+
+    def _plan(self, regions: list[Region], buffered: int, final: bool) -> list[Plan]:
+        """The next cuts: one piece at a time live, up to a batch of pieces for a file."""
+        window = FIRST_WINDOW_SAMPLES if self._next_index == 0 else PACK_SAMPLES
+        span = self._current_span()
+        analysed = min(buffered, span)
+        vad_filter = self._options.vad_filter
+        if not self._batched:
+            plan = plan_window(
+                regions, analysed, buffered, final, vad_filter, window, self._options.live
+            )
+            return [plan] if plan else []
+        pieces = 1 if self._next_index == 0 else self._batch_size
+        return plan_batch(regions, analysed, buffered, final, vad_filter, pieces, window, span)
+
+    def _current_span(self) -> int:
+        """Audio analysed per plan; a file's first piece (decoded alone, for a quick first
+        segment) is planned from the first `ANALYSIS_SAMPLES`, without waiting for a batch."""
+        return ANALYSIS_SAMPLES if self._next_index == 0 else self._span
 
     def _snapshot(self) -> Samples:
         with self._lock:
@@ -165,8 +199,9 @@ class WhisperSession:
         At the end of the stream the audio is padded with silence for VAD, so the
         last region ends where its speech does rather than at the end of the audio.
         """
-        analysed = buffer[:ANALYSIS_SAMPLES]
-        closing = final and buffer.size <= ANALYSIS_SAMPLES
+        span = self._current_span()
+        analysed = buffer[:span]
+        closing = final and buffer.size <= span
         padded = np.concatenate([analysed, END_PADDING]) if closing else analysed
         return [
             Region(r["start"], min(r["end"], analysed.size))
@@ -175,11 +210,13 @@ class WhisperSession:
         ]
 
     def _transcribe(
-        self, audio: Samples, regions: list[Region], stop: threading.Event
+        self, piece: Piece, base: int, stop: threading.Event
     ) -> Iterator[TranscriptionItem]:
-        """Decode one piece; a multilingual stream's piece run by run of one language."""
+        """Decode one piece (from sample `base` of the buffer); a multilingual stream's
+        piece run by run of one language."""
+        audio, regions = piece.audio, list(piece.regions)
         if not self._options.multilingual:
-            yield from self._decode(audio, 0, regions, self._language, stop)
+            yield from self._decode(audio, base, regions, self._language, stop)
             return
         runs, self._spoken_languages = language_runs(audio, self._detect, self._spoken_languages)
         for run in runs:
@@ -190,10 +227,51 @@ class WhisperSession:
                 for r in regions
                 if r.start < run.end and r.end > run.start
             ]
-            piece = audio[run.start : run.end]
-            yield from self._decode(piece, run.start, inside, run.language, stop)
+            piece_run = audio[run.start : run.end]
+            yield from self._decode(piece_run, base + run.start, inside, run.language, stop)
             if stop.is_set():
                 return
+
+    def _decode_batch(
+        self, pieces: list[tuple[int, Piece]], stop: threading.Event
+    ) -> Iterator[TranscriptionItem]:
+        """Decode a file's pieces in one batched pass (transcriber/batched.py), then
+        review and send each piece's segments in order."""
+        if not pieces:
+            return
+        if not self._language:
+            self._found_language(*detect_language(self._model, pieces[0][1]))
+        language = self._language
+        try:
+            decoded = decode_batch(
+                self._model,
+                [piece for _, piece in pieces],
+                language,
+                self._decoding(language),
+                stop,
+            )
+        except Stopped:
+            return
+        for (base, piece), segments in zip(pieces, decoded, strict=True):
+            offset = seconds(self._committed + base)
+            spans = [
+                Span(offset + seconds(r.start), offset + seconds(r.end)) for r in piece.regions
+            ]
+
+            alone = partial(self._decode_alone, piece.audio, offset, language, stop)
+            review = PieceReview(spans, alone)
+            for segment in segments:
+                yield from self._emit(review.add(shifted(segment, offset)))
+                yield Transcribed(self.transcribed_seconds)
+                if stop.is_set():
+                    return
+            yield from self._emit(review.finish(offset + seconds(piece.audio.size)))
+
+    def _found_language(self, language: str, probability: float) -> None:
+        """Record a language detected on the stream's first piece."""
+        self._probabilities.setdefault(language, []).append(probability)
+        self._language = self._language or language
+        self._spoken_languages = [*(x for x in self._spoken_languages if x != language), language]
 
     def _detect(self, audio: Samples) -> list[tuple[str, float]]:
         _, _, detection = self._model.detect_language(audio)
@@ -222,12 +300,7 @@ class WhisperSession:
         )
         if not language:
             language = info.language
-            self._probabilities.setdefault(language, []).append(float(info.language_probability))
-            self._language = self._language or language
-            self._spoken_languages = [
-                *(x for x in self._spoken_languages if x != language),
-                language,
-            ]
+            self._found_language(language, float(info.language_probability))
         speech_end = seconds(regions[-1].end - SPEECH_PAD) if regions else seconds(audio.size)
         offset = seconds(self._committed + start)
         spans = [Span(offset + seconds(r.start), offset + seconds(r.end)) for r in regions]
@@ -307,6 +380,7 @@ class WhisperSession:
             self._next_index += 1
 
     def _convert(self, raw: Any, offset: float, language: str) -> Segment:
+        """A faster-whisper segment, `offset` seconds later."""
         words = tuple(
             Word(float(w.start) + offset, float(w.end) + offset, w.word, float(w.probability))
             for w in raw.words or ()

@@ -36,6 +36,12 @@ PACK_SAMPLES = WINDOW_SAMPLES - SAMPLE_RATE
 different edges in the piece than in the whole buffer."""
 
 
+def batch_span(pieces: int) -> int:
+    """Audio analysed per plan of a file decoded `pieces` windows at a time: enough for a
+    full batch of pieces and the region still open after them."""
+    return max(ANALYSIS_SAMPLES, (pieces + 2) * WINDOW_SAMPLES)
+
+
 @dataclass(frozen=True)
 class Region:
     """A speech region in samples, relative to the start of the buffer."""
@@ -60,18 +66,19 @@ def plan_window(
     vad_filter: bool,
     window: int = PACK_SAMPLES,
     live: bool = True,
+    span: int = ANALYSIS_SAMPLES,
 ) -> Plan | None:
     """Decide the next piece of the buffer to transcribe, or None to wait for audio.
 
     `regions` are the speech regions VAD found in the first `analysed` samples of a
     buffer of `buffered` samples; a region ending before `analysed` is closed.
     Closed regions are packed up to `window` samples of audio for Whisper. Unless `live`, no
-    plan is made from a partial analysis span: strictly more than
-    `ANALYSIS_SAMPLES` must be buffered, or the stream must have ended.
+    plan is made from a partial analysis span: strictly more than `span` samples
+    must be buffered, or the stream must have ended.
     """
-    if buffered == 0 or (not live and not final and buffered <= ANALYSIS_SAMPLES):
+    if buffered == 0 or (not live and not final and buffered <= span):
         return None
-    if final and buffered <= ANALYSIS_SAMPLES:
+    if final and buffered <= span:
         # Every region is closed at the end; pack them as everywhere else (the first
         # piece stays short), and give the last piece the rest of the buffer.
         cut = _pack(regions, vad_filter, window)
@@ -86,9 +93,51 @@ def plan_window(
         return Plan(analysed - KEEP_BEFORE_SPEECH, transcribe=False)
     if regions and regions[0].start > KEEP_BEFORE_SPEECH and vad_filter:
         return Plan(regions[0].start - KEEP_BEFORE_SPEECH, transcribe=False)
-    if analysed >= WINDOW_SAMPLES and (final or not vad_filter or analysed >= ANALYSIS_SAMPLES):
+    if analysed >= WINDOW_SAMPLES and (final or not vad_filter or analysed >= span):
         return Plan(WINDOW_SAMPLES, transcribe=True)
     return None
+
+
+def plan_batch(
+    regions: Sequence[Region],
+    analysed: int,
+    buffered: int,
+    final: bool,
+    vad_filter: bool,
+    pieces: int,
+    window: int = PACK_SAMPLES,
+    span: int = ANALYSIS_SAMPLES,
+) -> list[Plan]:
+    """The next cuts of a complete file's buffer, up to `pieces` of them to transcribe.
+
+    Plans as `plan_window` does for a file (so the output depends on the audio
+    alone), then goes on planning inside the same analysed span, so that one
+    batched decoder pass takes several pieces. Each cut is relative to the end of
+    the one before. Empty: wait for audio.
+    """
+    plans: list[Plan] = []
+    consumed = 0
+    while sum(p.transcribe for p in plans) < pieces:
+        shifted = [
+            Region(r.start - consumed, r.end - consumed) for r in regions if r.start >= consumed
+        ]
+        plan = plan_window(
+            shifted,
+            analysed - consumed,
+            buffered - consumed,
+            final,
+            vad_filter,
+            window if not plans else PACK_SAMPLES,
+            live=False,
+            span=span - consumed,
+        )
+        if plan is None or plan.cut <= 0:
+            break
+        plans.append(plan)
+        consumed += plan.cut
+        if consumed >= buffered:
+            break
+    return plans
 
 
 def _pack(closed: Sequence[Region], vad_filter: bool, window: int) -> int | None:

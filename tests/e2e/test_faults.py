@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +55,7 @@ class Stack:
         ]
 
     def in_flight(self, name: str) -> float:
-        url = f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        values = re.findall(r"^whospoke_grpc_requests_in_flight\{[^}]*\} (\S+)$", text, re.M)
-        return sum(float(v) for v in values)
+        return self.processes[name].in_flight()
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +149,13 @@ async def test_transcriber_killed_is_unavailable_then_recovers(
 
 
 async def test_client_cancel_stops_both_backends(stack: Stack, long_audio: bytes) -> None:
-    """Both backends drop the call; the transcriber finishes the Whisper window in flight
-    first (CTranslate2 cannot interrupt it): about 2.5 s on 2 CPU cores; the test allows 15 s."""
+    """Both backends drop the call within 2 s (issue 15's target).
+
+    The transcriber stops its batched pass at the next stage boundary (the
+    CTranslate2 encoder or beam search in flight finishes first): 0.06-0.17 s
+    with this stack's tiny.en on 1 thread of a 2-core machine, a tenth of the
+    bound; bench/orchestrator_bench.py measures it with the default base model.
+    """
     address = f"127.0.0.1:{stack.ports['orchestrator']}"
     async with grpc.aio.insecure_channel(address) as channel:
         call = pb_grpc.OrchestratorStub(channel).Process(pb.ProcessRequest(audio=long_audio))
@@ -164,11 +164,11 @@ async def test_client_cancel_stops_both_backends(stack: Stack, long_audio: bytes
                 break
         assert stack.in_flight("transcriber") >= 1 and stack.in_flight("diarizer") >= 1
         call.cancel()
-    deadline = time.monotonic() + 15.0
+    deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
         if stack.in_flight("transcriber") == 0 and stack.in_flight("diarizer") == 0:
             break
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
     assert (stack.in_flight("transcriber"), stack.in_flight("diarizer")) == (0, 0)
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
-from transcriber.config import ModelConfig
+from transcriber.config import CPU_BATCH_SIZE, ModelConfig
 from transcriber.engine import FasterWhisperEngine
 from transcriber.session import WhisperSession
+from transcriber.windows import batch_span
 from whospoke.common.audio import SAMPLE_RATE, Samples
 from whospoke.common.errors import InvalidArgument
 from whospoke.contract.transcription import Segment, TranscriptionOptions
@@ -59,7 +61,9 @@ def stream(
         for item in session.run(False, stop):
             if isinstance(item, Segment):
                 yield sent, item
-        assert session.buffered_seconds <= 61
+        # A file's plan analyses a full batch (the engine's CPU default) and the
+        # region still open after it; live streams one 60 s span.
+        assert session.buffered_seconds <= batch_span(CPU_BATCH_SIZE) / SAMPLE_RATE + 1
     for item in session.run(True, stop):
         if isinstance(item, Segment):
             yield audio.size / SAMPLE_RATE, item
@@ -162,3 +166,46 @@ def test_validation_names_the_field(tiny: FasterWhisperEngine, base: FasterWhisp
     base.validate(TranscriptionOptions(language="fr", task="translate"))
     assert tiny.info().languages == ("en",) and not tiny.info().multilingual
     assert "fr" in base.info().languages and base.info().compute_type == "int8"
+
+
+class Searches:
+    """CTranslate2's Whisper model, counting the beam searches asked of it."""
+
+    def __init__(self, model: Any) -> None:
+        self._model, self.count = model, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self.count += 1
+        return self._model.generate(*args, **kwargs)
+
+
+class Spy:
+    """A Whisper model whose encoder sets `stop`: a cancel arriving mid-encode."""
+
+    def __init__(self, model: Any, stop: threading.Event) -> None:
+        self._model, self._stop = model, stop
+        self.model = Searches(model.model)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def encode(self, features: Any) -> Any:
+        self._stop.set()
+        return self._model.encode(features)
+
+
+def test_cancel_during_a_batch_skips_its_beam_search(
+    tiny: FasterWhisperEngine, sample_audio: Samples
+) -> None:
+    """The batched pass checks the stop between its stages: a cancel during the
+    encoder returns before the (longest) beam-search stage starts."""
+    stop = threading.Event()
+    spy = Spy(tiny.model, stop)
+    session = WhisperSession(spy, TranscriptionOptions(language="en"), batch_size=4)
+    session.push(np.tile(sample_audio, 4))
+    items = list(session.run(True, stop))
+    assert stop.is_set() and spy.model.count == 0
+    assert not [item for item in items if isinstance(item, Segment)]

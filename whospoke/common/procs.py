@@ -15,12 +15,14 @@ import contextlib
 import errno
 import ipaddress
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +235,18 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def in_flight(self) -> float:
+        """Calls it is serving now, from its metrics (started with a metrics port).
+
+        The model services count a call until its worker thread is idle again, so
+        zero means the model has stopped: what cancel tests and benches wait for.
+        """
+        url = f"http://{self.connect_host}:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        values = re.findall(r"^whospoke_grpc_requests_in_flight\{[^}]*\} (\S+)$", text, re.M)
+        return sum(float(v) for v in values)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
         with contextlib.suppress(OSError):

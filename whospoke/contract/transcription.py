@@ -9,6 +9,16 @@ from dataclasses import dataclass
 from whospoke.common.errors import InvalidArgument
 from whospoke.v1 import transcriber_pb2 as pb
 
+SENTENCE_ENDS = frozenset(".?!\u3002\uff1f\uff01\u2026")
+"""Characters that end a sentence in Whisper's output (closing quotes are skipped)."""
+CLOSERS = "\"')]\u00bb\u201d\u2019"
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether a word (Whisper's text, any script) ends a sentence."""
+    return text.strip().rstrip(CLOSERS)[-1:] in SENTENCE_ENDS
+
+
 MAX_BEAM_SIZE = 20
 """Larger beams cost time for no measurable accuracy on Whisper."""
 TASKS = {
