@@ -78,12 +78,15 @@ class _Stoppable:
 
     The pipeline calls `encode`, then the CTranslate2 beam search, then
     `add_word_timestamps`; raising `Stopped` after the encoder or before the
-    alignment leaves the pass at the first boundary after a cancel.
+    alignment leaves the pass at the first boundary after a cancel. The encoder
+    output of the batch's features is kept, so that detecting the language and
+    decoding share one encoder pass.
     """
 
     def __init__(self, model: WhisperModel, stop: threading.Event) -> None:
         self._model = model
         self._stop = stop
+        self._encoded: tuple[Any, Any] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -93,9 +96,12 @@ class _Stoppable:
             raise Stopped
 
     def encode(self, features: Any) -> Any:
+        if self._encoded is not None and self._encoded[0] is features:
+            return self._encoded[1]
         self._check()
         encoded = self._model.encode(features)
         self._check()
+        self._encoded = (features, encoded)
         return encoded
 
     def add_word_timestamps(self, *args: Any, **kwargs: Any) -> Any:
@@ -103,57 +109,58 @@ class _Stoppable:
         return self._model.add_word_timestamps(*args, **kwargs)
 
 
-def decode_batch(
-    model: WhisperModel,
-    pieces: Sequence[Piece],
-    language: str,
-    decoding: dict[str, Any],
-    stop: threading.Event,
-) -> list[list[Segment]]:
-    """Each piece's segments, times in seconds from the start of its piece.
+class Batch:
+    """Pieces of a file to decode in one batched pass (`Stopped` when `stop` is set)."""
 
-    Raises `Stopped` when `stop` is set during the pass.
-    """
-    speech = [piece.speech() for piece in pieces]
-    audio = [
-        np.concatenate([piece.audio[r.start : r.end] for r in regions])
-        for piece, regions in zip(pieces, speech, strict=True)
-    ]
-    features = np.stack([pad_or_trim(model.feature_extractor(a)[..., :-1]) for a in audio])
-    tokenizer = Tokenizer(
-        model.hf_tokenizer,
-        model.model.is_multilingual,
-        task=decoding["task"],
-        language=language,
-    )
-    offsets = np.cumsum([0.0, *(seconds(a.size) for a in audio)])
-    metadata = [
-        {"offset": float(offset), "duration": seconds(a.size), "segments": []}
-        for offset, a in zip(offsets, audio, strict=False)
-    ]
-    pipeline = BatchedInferencePipeline(_Stoppable(model, stop))
-    outputs = pipeline.forward(features, tokenizer, metadata, _options(tokenizer, decoding))
-    return [
-        _segments(output, SpeechTimestampsMap(_dicts(regions), SAMPLE_RATE), offset, language)
-        if output and not _silence(output[0])
-        else []
-        for output, regions, offset in zip(outputs, speech, offsets, strict=False)
-    ]
+    def __init__(self, model: WhisperModel, pieces: Sequence[Piece], stop: threading.Event):
+        self._model = _Stoppable(model, stop)
+        self._speech = [piece.speech() for piece in pieces]
+        self._audio = [
+            np.concatenate([piece.audio[r.start : r.end] for r in regions])
+            for piece, regions in zip(pieces, self._speech, strict=True)
+        ]
+        self._features = np.stack(
+            [pad_or_trim(model.feature_extractor(a)[..., :-1]) for a in self._audio]
+        )
+
+    def language(self) -> tuple[str, float]:
+        """The language of the first piece's speech, with its probability (English-only
+        models: en), from the encoder pass the decoding then reuses."""
+        if not self._model.model.is_multilingual:
+            return "en", 1.0
+        encoded = self._model.encode(self._features)
+        token, probability = self._model.model.detect_language(encoded)[0][0]
+        return token[2:-2], float(probability)
+
+    def decode(self, language: str, decoding: dict[str, Any]) -> list[list[Segment]]:
+        """Each piece's segments, times in seconds from the start of its piece."""
+        model = self._model
+        tokenizer = Tokenizer(
+            model.hf_tokenizer,
+            model.model.is_multilingual,
+            task=decoding["task"],
+            language=language,
+        )
+        offsets = np.cumsum([0.0, *(seconds(a.size) for a in self._audio)])
+        metadata = [
+            {"offset": float(offset), "duration": seconds(a.size), "segments": []}
+            for offset, a in zip(offsets, self._audio, strict=False)
+        ]
+        pipeline = BatchedInferencePipeline(model)
+        options = _options(tokenizer, decoding)
+        outputs = pipeline.forward(self._features, tokenizer, metadata, options)
+        return [
+            _segments(output, SpeechTimestampsMap(_dicts(regions), SAMPLE_RATE), offset, language)
+            if output and not _silence(output[0])
+            else []
+            for output, regions, offset in zip(outputs, self._speech, offsets, strict=False)
+        ]
 
 
 def _silence(raw: dict[str, Any]) -> bool:
     """faster-whisper's test for a window that holds no speech (both limits crossed);
     the batched pipeline skips it, and the piece's review then decides about its audio."""
     return bool(raw["no_speech_prob"] > NO_SPEECH_LIMIT and raw["avg_logprob"] < LOGPROB_LIMIT)
-
-
-def detect_language(model: WhisperModel, piece: Piece) -> tuple[str, float]:
-    """The language of a piece's speech, with its probability (English-only models: en)."""
-    if not model.model.is_multilingual:
-        return "en", 1.0
-    audio = np.concatenate([piece.audio[r.start : r.end] for r in piece.speech()])
-    language, probability, _ = model.detect_language(audio)
-    return language, float(probability)
 
 
 def _options(tokenizer: Tokenizer, decoding: dict[str, Any]) -> WhisperOptions:

@@ -35,7 +35,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from transcriber.batched import Piece, Stopped, decode_batch, detect_language, shifted
+from transcriber.batched import Batch, Piece, Stopped, shifted
 from transcriber.coverage import Span
 from transcriber.domain import Transcribed, TranscriptionItem
 from transcriber.languages import language_runs
@@ -239,17 +239,12 @@ class WhisperSession:
         review and send each piece's segments in order."""
         if not pieces:
             return
-        if not self._language:
-            self._found_language(*detect_language(self._model, pieces[0][1]))
-        language = self._language
         try:
-            decoded = decode_batch(
-                self._model,
-                [piece for _, piece in pieces],
-                language,
-                self._decoding(language),
-                stop,
-            )
+            batch = Batch(self._model, [piece for _, piece in pieces], stop)
+            if not self._language:
+                self._found_language(*batch.language())
+            language = self._language
+            decoded = batch.decode(language, self._decoding(language))
         except Stopped:
             return
         for (base, piece), segments in zip(pieces, decoded, strict=True):
