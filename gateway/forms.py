@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.errors import bad_request
+from gateway.upstream import WHISPER_ALIAS
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import transcriber_pb2 as tpb
 
@@ -100,6 +101,7 @@ def transcription(fields: Fields, translate: bool = False) -> Transcription:
         initial_prompt=fields.prompt or "",
         hotwords=fields.hotwords or "",
         multilingual=fields.multilingual,
+        model="" if fields.model == WHISPER_ALIAS else fields.model,
     )
     if fields.temperature is not None:
         options.temperature = fields.temperature

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 
 from gateway.errors import ApiError
 from gateway.state import gateway, metadata
-from gateway.upstream import WHISPER_ALIAS
+from gateway.upstream import WHISPER_ALIAS, served_models
 
 router = APIRouter(tags=["models"])
 
@@ -29,7 +29,7 @@ def _model(model_id: str, created: int, alias_of: str = "") -> dict[str, Any]:
 async def _models(request: Request) -> list[dict[str, Any]]:
     state = gateway(request)
     status = await state.upstream.status(metadata(request))
-    served = [m for b in status.backends if b.name == "transcriber" for m in b.models]
+    served = list(served_models(status))
     created = int(state.started)
     models = [_model(m, created) for m in served]
     if served:

@@ -45,6 +45,12 @@ def _read(path: str) -> bytes | None:
     return Path(path).expanduser().read_bytes() if path else None
 
 
+def served_models(status: pb.OrchestratorStatus) -> tuple[str, ...]:
+    """The transcriber pools' models, the default first: the names `model` selects."""
+    names = (b.pool or next(iter(b.models), "") for b in status.backends if b.name == "transcriber")
+    return tuple(name for name in names if name)
+
+
 class Upstream:
     """The orchestrator as the gateway sees it."""
 
@@ -105,7 +111,7 @@ class Upstream:
         status: pb.OrchestratorStatus = await self.orchestrator.GetStatus(
             pb.GetStatusRequest(), metadata=metadata, timeout=self.timeout
         )
-        models = tuple(m for b in status.backends if b.name == "transcriber" for m in b.models)
+        models = served_models(status)
         if models:
             self._models = (time.monotonic(), models)
         return status

@@ -10,6 +10,7 @@ import grpc
 
 from orchestrator.backends import BackendSettings, GrpcDiarizer, GrpcTranscriber
 from orchestrator.config import OrchestratorConfig, load_config
+from orchestrator.pools import Pool, TranscriberPools
 from orchestrator.server import build_spec
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import configure_logging, serve
@@ -36,15 +37,27 @@ def backend_credentials(config: OrchestratorConfig) -> grpc.ChannelCredentials |
     return grpc.ssl_channel_credentials(Path(b.tls_ca).read_bytes(), key, cert)
 
 
+def transcriber_pools(config: OrchestratorConfig) -> tuple[TranscriberPools, list[GrpcTranscriber]]:
+    """A client per configured pool, and the pools over them."""
+    clients = [
+        GrpcTranscriber(backend_settings(config, pool.target))
+        for pool in config.backends.transcribers
+    ]
+    pools = [
+        Pool(pool.model, client)
+        for pool, client in zip(config.backends.transcribers, clients, strict=True)
+    ]
+    return TranscriberPools(pools), clients
+
+
 async def run(config: OrchestratorConfig) -> None:
-    transcriber = GrpcTranscriber(backend_settings(config, config.backends.transcriber))
+    pools, clients = transcriber_pools(config)
     diarizer = GrpcDiarizer(backend_settings(config, config.backends.diarizer))
     metrics = Metrics("orchestrator")
     try:
-        await serve(config.server, build_spec(config, transcriber, diarizer, metrics), metrics)
+        await serve(config.server, build_spec(config, pools, diarizer, metrics), metrics)
     finally:
-        await transcriber.close()
-        await diarizer.close()
+        await asyncio.gather(*(client.close() for client in clients), diarizer.close())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -35,9 +35,11 @@ from orchestrator.domain import (
     DiarizationDone,
     DiarizationEvent,
     Progressed,
+    ReplicaHealth,
     TranscriptDone,
     TranscriptEvent,
 )
+from orchestrator.replicas import ReplicaChannels, parse_target, resolve
 from whospoke.common.calls import stream_stream
 from whospoke.common.errors import Backend, from_rpc_error
 from whospoke.contract import diarization, transcription
@@ -128,17 +130,38 @@ class _Backend:
         self._settings = settings
         self._channel = open_channel(settings)
         self._peer = Backend(self.name, settings.target, f"--{self.name}")
+        hosts, lookup = parse_target(settings.target)
+        name = settings.server_name or (hosts[0][0] if lookup and hosts else "")
+        self._replicas = ReplicaChannels(settings.credentials, name)
 
     async def close(self) -> None:
-        await self._channel.close()
+        await asyncio.gather(self._channel.close(), self._replicas.close())
 
     async def health(self) -> BackendHealth:
-        """Its health and what it runs, asked at once (each within `HEALTH_TIMEOUT_SECONDS`)."""
-        checked, info = await asyncio.gather(
+        """Its health, each replica's, and what it runs, asked at once (each within
+        `HEALTH_TIMEOUT_SECONDS`)."""
+        checked, info, replicas = await asyncio.gather(
             check_health(self._channel, self.name, self._settings.target, self.service),
             self._info(),
+            self._replica_health(),
         )
-        return replace(checked, info=info)
+        return replace(checked, info=info, replicas=replicas)
+
+    async def _replica_health(self) -> tuple[ReplicaHealth, ...]:
+        """Each replica the address resolves to now, checked directly."""
+        try:
+            addresses = await resolve(self._settings.target)
+        except OSError as error:
+            logger.debug("%s: cannot resolve %s: %s", self.name, self._settings.target, error)
+            return ()
+        await self._replicas.keep(addresses)
+        checks = await asyncio.gather(
+            *(
+                check_health(self._replicas.channel(a), self.name, a, self.service)
+                for a in addresses
+            )
+        )
+        return tuple(ReplicaHealth(c.address, c.serving, c.detail) for c in checks)
 
     async def _info(self) -> BackendInfo:
         """What it runs; empty when `GetInfo` fails (the health check says why)."""
@@ -159,6 +182,16 @@ class GrpcTranscriber(_Backend):
     def __init__(self, settings: BackendSettings) -> None:
         super().__init__(settings)
         self._stub = tpb_grpc.TranscriberStub(self._channel)
+
+    async def served_model(self) -> str:
+        """The Whisper model it serves, as its `GetInfo` names it."""
+        try:
+            info = await self._stub.GetInfo(
+                tpb.GetTranscriberInfoRequest(), timeout=HEALTH_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error, self._peer) from error
+        return info.model
 
     async def _describe(self) -> BackendInfo:
         info = await self._stub.GetInfo(

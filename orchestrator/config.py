@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from collections.abc import Sequence
@@ -16,11 +17,36 @@ DEFAULT_PORT = 50060
 DEFAULT_METRICS_PORT = 9460
 DEFAULT_TRANSCRIBER = "127.0.0.1:50061"
 DEFAULT_DIARIZER = "127.0.0.1:50062"
+POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+
+
+@dataclass(frozen=True)
+class PoolTarget:
+    """A transcriber pool: the model it is named by ("" to ask its `GetInfo`) and its address."""
+
+    model: str
+    target: str
+
+
+def pool_target(raw: str) -> PoolTarget:
+    """`MODEL=ADDRESS`, or `ADDRESS` alone (the pool is named by the model it reports)."""
+    model, equals, target = raw.partition("=")
+    if not equals:
+        model, target = "", raw
+    if equals and not POOL_NAME.fullmatch(model):
+        raise ValueError(f"pool name {model!r} is not a model name (letters, digits, . _ - /)")
+    if not target:
+        raise ValueError("empty address")
+    return PoolTarget(model, target)
+
+
+pool_target.__name__ = "MODEL=ADDRESS"
 
 
 @dataclass(frozen=True)
 class BackendsConfig:
-    transcriber: str = DEFAULT_TRANSCRIBER
+    transcribers: tuple[PoolTarget, ...] = (PoolTarget("", DEFAULT_TRANSCRIBER),)
+    """Transcriber pools in order; the first serves requests that name no model."""
     diarizer: str = DEFAULT_DIARIZER
     deadline_seconds: float = 120.0
     deadline_per_audio_second: float = 2.0
@@ -105,8 +131,11 @@ def _backend_flags(p: EnvParser) -> None:
     """Where the transcriber and diarizer are, how to reach them, how long they may take."""
     p.flag(
         "transcriber",
-        DEFAULT_TRANSCRIBER,
-        "transcriber address; several replicas as ipv4:HOST:PORT,HOST:PORT or dns:///NAME:PORT",
+        [pool_target(DEFAULT_TRANSCRIBER)],
+        "a transcriber pool, [MODEL=]ADDRESS (several replicas as ipv4:HOST:PORT,HOST:PORT or"
+        " dns:///NAME:PORT); repeat for one pool per model, the first is the default",
+        type=pool_target,
+        repeated=True,
     )
     p.flag("diarizer", DEFAULT_DIARIZER, "diarizer address, same forms as --transcriber")
     p.flag(
@@ -241,6 +270,13 @@ def _upload_flags(p: EnvParser) -> None:
     )
 
 
+def _pools(p: EnvParser, pools: list[PoolTarget]) -> tuple[PoolTarget, ...]:
+    names = [pool.model for pool in pools if pool.model]
+    if len(set(names)) < len(names):
+        p.error(f"--transcriber: each pool's MODEL must differ (got {', '.join(names)})")
+    return tuple(pools)
+
+
 def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
     p = parser()
     args = p.parse_args(argv)
@@ -251,7 +287,7 @@ def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
     return OrchestratorConfig(
         server=server_config(args),
         backends=BackendsConfig(
-            transcriber=args.transcriber,
+            transcribers=_pools(p, args.transcriber),
             diarizer=args.diarizer,
             deadline_seconds=args.backend_deadline_seconds,
             deadline_per_audio_second=args.backend_deadline_per_audio_second,

@@ -24,6 +24,8 @@ class JobOptions:
     skip_transcription: bool = False
     skip_diarization: bool = False
     require_diarization: bool = False
+    model: str = ""
+    """Transcriber pool, by the model it serves; "" for the first one."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,24 @@ class BackendInfo:
 
 
 @dataclass(frozen=True)
+class ReplicaHealth:
+    """One replica behind a backend address, checked on its own."""
+
+    address: str
+    serving: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class BackendHealth:
     name: str
     address: str
     serving: bool
     detail: str = ""
     info: BackendInfo = field(default_factory=BackendInfo)
+    pool: str = ""
+    """A transcriber pool's model name; "" for the diarizer."""
+    replicas: tuple[ReplicaHealth, ...] = ()
 
 
 class AudioSource(Protocol):
@@ -92,6 +106,10 @@ class TranscriberBackend(Protocol):
         ...
 
     async def health(self) -> BackendHealth: ...
+
+    async def served_model(self) -> str:
+        """The model it serves, from its `GetInfo` (names its pool)."""
+        ...
 
 
 class DiarizerBackend(Protocol):

@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from orchestrator.domain import (
     TranscriptDone,
 )
 from orchestrator.merge import full_text
+from orchestrator.pools import TranscriberPools, as_pools
 from orchestrator.progress import (
     JobWarning,
     ProgressUpdate,
@@ -48,6 +50,7 @@ from orchestrator.progress import (
     closing_warnings,
     progress,
 )
+from orchestrator.retry import retried_once
 from orchestrator.spool import DecodeProgress, SpooledAudio, spool
 from orchestrator.streams import interleave
 from whospoke.common.decode import Source as FileSource
@@ -112,13 +115,13 @@ Source = Callable[[], FileSource]
 class JobRunner:
     def __init__(
         self,
-        transcriber: TranscriberBackend,
+        transcriber: TranscriberBackend | TranscriberPools,
         diarizer: DiarizerBackend,
         limiter: Limiter,
         spool_dir: Path,
         max_audio_seconds: float = float("inf"),
     ) -> None:
-        self._transcriber = transcriber
+        self.pools = as_pools(transcriber)
         self._diarizer = diarizer
         self._limiter = limiter
         self._spool_dir = spool_dir
@@ -204,10 +207,14 @@ class JobRunner:
         streams: dict[str, AsyncIterator[Any]] = {}
         if not options.skip_transcription:
             yield StageStarted("transcribing", state.audio_seconds)
-            streams["transcriber"] = self._transcriber.transcribe(audio, options.transcription)
+            transcriber = await self.pools.pick(options.model)
+            start = partial(transcriber.transcribe, audio, options.transcription)
+            streams["transcriber"] = retried_once(start, "transcriber")
         if not options.skip_diarization:
             yield StageStarted("diarizing", state.audio_seconds)
-            diarization = self._diarizer.diarize(audio, options.diarization)
+            diarization = retried_once(
+                partial(self._diarizer.diarize, audio, options.diarization), "diarizer"
+            )
             if not options.require_diarization and not options.skip_transcription:
                 diarization = _tolerant(diarization)
             streams["diarizer"] = diarization

@@ -67,6 +67,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
         queue: JobQueue,
         uploads: UploadStore,
         validate_webhook: Callable[[str], Awaitable[str]],
+        check_model: Callable[[str], Awaitable[None]],
         max_inline_bytes: int,
         max_audio_seconds: float,
         trust_tokens: bool = False,
@@ -76,6 +77,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
         self._config = queue.config
         self._uploads = uploads
         self._validate_webhook = validate_webhook
+        self._check_model = check_model
         self._max_inline_bytes = max_inline_bytes
         self._max_audio_seconds = max_audio_seconds
         self._trust_tokens = trust_tokens
@@ -83,7 +85,8 @@ class JobsServicer(jobs_grpc.JobsServicer):
     async def SubmitJob(
         self, request: jobs.SubmitJobRequest, context: Context
     ) -> jobs.SubmitJobResponse:
-        options_from_pb(request.options)  # fails now, not when the job runs
+        options = options_from_pb(request.options)  # fails now, not when the job runs
+        await self._check_model(options.model)
         new = NewJob(
             job_id=secrets.token_urlsafe(16),
             client=client_identity(context, self._trust_tokens),

@@ -38,4 +38,5 @@ def options_from_pb(options: pb.ProcessOptions) -> JobOptions:
         skip_transcription=options.skip_transcription,
         skip_diarization=options.skip_diarization,
         require_diarization=options.require_diarization,
+        model=options.model.strip(),
     )

@@ -21,6 +21,7 @@ from orchestrator.jobs_convert import stats_to_pb
 from orchestrator.jobs_server import SERVICE_NAME as JOBS_SERVICE
 from orchestrator.jobs_server import JobsServicer
 from orchestrator.options import options_from_pb
+from orchestrator.pools import TranscriberPools
 from orchestrator.quotas import UploadLimits
 from orchestrator.sources import requested_audio
 from orchestrator.store import StoreUnavailable
@@ -41,7 +42,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     def __init__(
         self,
-        transcriber: TranscriberBackend,
+        transcriber: TranscriberBackend | TranscriberPools,
         diarizer: DiarizerBackend,
         limiter: Limiter,
         uploads: UploadStore,
@@ -52,7 +53,6 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         idle_seconds: float = 30.0,
         trust_tokens: bool = False,
     ) -> None:
-        self._transcriber = transcriber
         self._diarizer = diarizer
         self._limiter = limiter
         self._uploads = uploads
@@ -68,6 +68,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.ProcessRequest, context: Context
     ) -> AsyncIterator[pb.ProcessEvent]:
         options = options_from_pb(request.options)
+        await self.runner.pools.check(options.model)
         source = await self._source(request)
         started = time.perf_counter()
         async for event in self.runner.run(source, options):
@@ -113,9 +114,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: Context
     ) -> pb.OrchestratorStatus:
-        backends = await asyncio.gather(self._transcriber.health(), self._diarizer.health())
+        pools, diarizer = await asyncio.gather(self.runner.pools.health(), self._diarizer.health())
         status = pb.OrchestratorStatus(
-            backends=[_backend_status(b) for b in backends],
+            backends=[_backend_status(b) for b in [*pools, diarizer]],
             jobs_running=self._limiter.running,
             jobs_queued=self._limiter.queued,
             max_concurrent_jobs=self._limiter.max_running,
@@ -143,6 +144,11 @@ def _backend_status(backend: BackendHealth) -> pb.BackendStatus:
         models=backend.info.models,
         device=backend.info.device,
         gpu=backend.info.gpu,
+        pool=backend.pool,
+        replicas=[
+            pb.ReplicaStatus(address=r.address, serving=r.serving, detail=r.detail)
+            for r in backend.replicas
+        ],
     )
 
 
@@ -159,7 +165,7 @@ def upload_info_pb(info: UploadInfo) -> pb.UploadInfo:
 
 def build_spec(
     config: OrchestratorConfig,
-    transcriber: TranscriberBackend,
+    transcriber: TranscriberBackend | TranscriberPools,
     diarizer: DiarizerBackend,
     metrics: Metrics,
 ) -> ServiceSpec:
@@ -195,7 +201,7 @@ def build_spec(
         metrics,
     )
     durable.append(servicer.durable)
-    jobs_servicer = _jobs_servicer(config, servicer.durable, uploads)
+    jobs_servicer = _jobs_servicer(config, servicer.durable, uploads, servicer.runner.pools)
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_OrchestratorServicer_to_server(servicer, server)
@@ -226,12 +232,13 @@ def _upload_store(config: OrchestratorConfig) -> UploadStore:
 
 
 def _jobs_servicer(
-    config: OrchestratorConfig, durable: DurableJobs, uploads: UploadStore
+    config: OrchestratorConfig, durable: DurableJobs, uploads: UploadStore, pools: TranscriberPools
 ) -> JobsServicer:
     return JobsServicer(
         durable.queue,
         uploads,
         durable.validate_webhook,
+        pools.check,
         max_inline_bytes=config.max_inline_bytes,
         max_audio_seconds=config.max_audio_seconds,
         trust_tokens=bool(config.server.auth_tokens),

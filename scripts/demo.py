@@ -26,7 +26,7 @@ from whospoke.evaluation import sample_path
 async def demo() -> int:
     console = Console(stderr=True)
     free = {name: 0 for name in SERVICES}
-    services = start_all("127.0.0.1", Ports(free, dict(free)), model="base", threads=0)
+    services = start_all("127.0.0.1", Ports(free, dict(free)), served=["base"], threads=0)
     try:
         with console.status("starting the transcriber, diarizer and orchestrator..."):
             await wait_all(services)

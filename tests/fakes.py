@@ -26,6 +26,7 @@ from orchestrator.config import BackendsConfig, OrchestratorConfig, UploadsConfi
 from orchestrator.domain import (
     AudioSource,
     BackendHealth,
+    BackendInfo,
     DiarizationDone,
     DiarizationEvent,
     DiarizerBackend,
@@ -34,6 +35,7 @@ from orchestrator.domain import (
     TranscriptDone,
     TranscriptEvent,
 )
+from orchestrator.pools import TranscriberPools
 from orchestrator.server import build_spec
 from transcriber.domain import EngineInfo
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
@@ -120,10 +122,12 @@ class FakeTranscriptionEngine:
         ready: bool = True,
         gate: threading.Event | None = None,
         fail_with: Exception | None = None,
+        model: str = "fake",
     ) -> None:
         self._ready = ready
         self.gate = gate
         self.fail_with = fail_with
+        self.model = model
         self.sessions: list[FakeTranscriptionSession] = []
 
     @property
@@ -134,7 +138,7 @@ class FakeTranscriptionEngine:
         self._ready = True
 
     def info(self) -> EngineInfo:
-        return EngineInfo("fake", "cpu", 0, "int8", True, ("en", "fr"), 2)
+        return EngineInfo(self.model, "cpu", 0, "int8", True, ("en", "fr"), 2)
 
     def validate(self, options: TranscriptionOptions) -> None:
         if options.language not in (None, "en", "fr"):
@@ -226,6 +230,7 @@ class FakeTranscriber:
     options: list[TranscriptionOptions] = field(default_factory=list)
     warnings: tuple[SpeechWarning, ...] = ()
     writes: bool = True
+    model: str = "fake-whisper"
 
     async def transcribe(
         self, audio: AudioSource, options: TranscriptionOptions
@@ -248,13 +253,16 @@ class FakeTranscriber:
                 await asyncio.sleep(0)
             for warning in self.warnings:
                 yield warning
-            yield TranscriptDone("en", "fake-whisper")
+            yield TranscriptDone("en", self.model)
         except asyncio.CancelledError:
             self.cancelled.set()
             raise
 
     async def health(self) -> BackendHealth:
-        return BackendHealth("transcriber", "fake:1", True)
+        return BackendHealth("transcriber", "fake:1", True, info=BackendInfo((self.model,)))
+
+    async def served_model(self) -> str:
+        return self.model
 
 
 @dataclass
@@ -315,7 +323,7 @@ class Harness:
 
 @asynccontextmanager
 async def harness(
-    transcriber: TranscriberBackend,
+    transcriber: TranscriberBackend | TranscriberPools,
     diarizer: DiarizerBackend,
     tmp: Path,
     queued: int = 4,
@@ -341,7 +349,7 @@ async def harness(
 @asynccontextmanager
 async def serving(
     config: OrchestratorConfig,
-    transcriber: TranscriberBackend,
+    transcriber: TranscriberBackend | TranscriberPools,
     diarizer: DiarizerBackend,
     metrics: Metrics | None = None,
 ) -> AsyncIterator[int]:

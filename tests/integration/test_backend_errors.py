@@ -40,16 +40,18 @@ AUDIO_SECONDS = 60.0
 
 class ScriptedTranscriber(tpb_grpc.TranscriberServicer):
     """After the config and one chunk: ends the call with `code`, or (None) stops
-    reading and answers nothing; with OK, reads everything and sends `responses`."""
+    reading and answers nothing; with OK, reads everything and sends `responses`.
+    `read` counts the messages of the latest call, `calls` the calls."""
 
     def __init__(
         self, code: grpc.StatusCode | None, details: str = "", responses: Any = ()
     ) -> None:
         self.code, self.details, self.responses = code, details, responses
-        self.read = 0
+        self.read = self.calls = 0
         self.holding, self.cancelled = asyncio.Event(), asyncio.Event()
 
     async def Transcribe(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
+        self.read, self.calls = 0, self.calls + 1
         async for _ in request_iterator:
             self.read += 1
             if self.read == 2 and self.code is None:
@@ -71,9 +73,10 @@ class ScriptedTranscriber(tpb_grpc.TranscriberServicer):
 class ScriptedDiarizer(diarizer_pb2_grpc.DiarizerServicer):
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         self.code, self.details = code, details
-        self.read = 0
+        self.read = self.calls = 0
 
     async def Diarize(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
+        self.read, self.calls = 0, self.calls + 1
         async for _ in request_iterator:
             self.read += 1
             if self.read == 2:
@@ -151,13 +154,15 @@ async def test_a_transcriber_status_passes_through_in_kind(
 
 
 async def test_a_transcriber_unavailable_names_its_address(tmp_path: Path) -> None:
-    async with scripted(ScriptedTranscriber(S.UNAVAILABLE, "the model is loading")) as address:
+    backend = ScriptedTranscriber(S.UNAVAILABLE, "the model is loading")
+    async with scripted(backend) as address:
         transcriber = GrpcTranscriber(BackendSettings(address))
         async with serve(transcriber, FakeDiarizer(), tmp_path) as stub:
             got, message = await status_of(stub)
         await transcriber.close()
     assert got == S.UNAVAILABLE
     assert message == f"transcriber: unavailable at {address}: the model is loading"
+    assert backend.calls == 2  # UNAVAILABLE is tried once more (another replica may answer)
 
 
 async def test_a_transcriber_that_is_down_is_unavailable_naming_its_address(

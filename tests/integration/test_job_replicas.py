@@ -12,7 +12,7 @@ import asyncio
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from diarizer.engine import DiarizerModelConfig
 from diarizer.server import build_spec as diarizer_spec
 from tests.fakes import FakeDiarizationEngine, FakeTranscriptionEngine, wav_bytes
 from tests.pg import PostgresServer
+from tests.polling import until
 from transcriber.config import ModelConfig, TranscriberConfig
 from transcriber.server import build_spec as transcriber_spec
 from whospoke.common.config import ServerConfig
@@ -99,14 +100,6 @@ def start_replica(b: Backends, database: str, tmp: Path, name: str) -> ServicePr
     if name.startswith("r"):
         args += ["--replica-id", name]
     return ServiceProcess.start("orchestrator", args)
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 30) -> None:
-    """Poll `check` (a query on the servers, which offer no event to wait on)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def finish(stub: jobs_grpc.JobsAsyncStub, job_id: str) -> jobs.Job:

@@ -23,7 +23,7 @@ from diarizer.engine import DiarizerModelConfig
 from diarizer.server import build_spec as diarizer_spec
 from orchestrator.__main__ import backend_settings
 from orchestrator.backends import GrpcDiarizer, GrpcTranscriber
-from orchestrator.config import BackendsConfig, OrchestratorConfig, UploadsConfig
+from orchestrator.config import BackendsConfig, OrchestratorConfig, PoolTarget, UploadsConfig
 from orchestrator.server import build_spec as orchestrator_spec
 from tests.fakes import FakeDiarizationEngine as FakeDiarizerEngine
 from tests.fakes import FakeTranscriptionEngine as FakeTranscriberEngine
@@ -145,7 +145,7 @@ async def backends(pki: Pki) -> AsyncIterator[tuple[RunningServer, RunningServer
 async def orchestrator(
     config: OrchestratorConfig,
 ) -> AsyncIterator[tuple[RunningServer, GrpcTranscriber, GrpcDiarizer]]:
-    transcriber = GrpcTranscriber(backend_settings(config, config.backends.transcriber))
+    transcriber = GrpcTranscriber(backend_settings(config, config.backends.transcribers[0].target))
     diarizer = GrpcDiarizer(backend_settings(config, config.backends.diarizer))
     metrics = Metrics("orchestrator")
     spec = orchestrator_spec(config, transcriber, diarizer, metrics)
@@ -171,7 +171,10 @@ def orchestrator_config(
 
 async def test_mutual_tls_between_orchestrator_and_backends(pki: Pki, tmp_path: Path) -> None:
     async with backends(pki) as (transcriber, diarizer):
-        addresses = (f"localhost:{transcriber.port}", f"localhost:{diarizer.port}")
+        addresses = (
+            (PoolTarget("", f"localhost:{transcriber.port}"),),
+            f"localhost:{diarizer.port}",
+        )
         trusted = BackendsConfig(
             *addresses,
             tls_ca=str(pki.ca),

@@ -57,7 +57,7 @@ def test_serve_data_dir_from_the_flag_the_variable_or_the_default(
 def test_serve_gives_the_orchestrator_its_data_dir_and_private_webhooks(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert serve.orchestrator_flags("t:1", "d:2", tmp_path) == [
+    assert serve.orchestrator_flags(["t:1"], "d:2", tmp_path) == [
         "--transcriber",
         "t:1",
         "--diarizer",
@@ -66,7 +66,7 @@ def test_serve_gives_the_orchestrator_its_data_dir_and_private_webhooks(
         str(tmp_path),
         "--webhook-allow-private",
     ]
-    assert "--data-dir" not in serve.orchestrator_flags("t:1", "d:2", None)
+    assert "--data-dir" not in serve.orchestrator_flags(["t:1"], "d:2", None)
     started: dict[str, list[str]] = {}
 
     def start(name: str, args: list[str], *_: Any) -> SimpleNamespace:
@@ -75,7 +75,7 @@ def test_serve_gives_the_orchestrator_its_data_dir_and_private_webhooks(
 
     monkeypatch.setattr(ServiceProcess, "start", start)
     free = {name: 0 for name in serve.SERVICES}
-    serve.start_all("127.0.0.1", serve.Ports(free, dict(free), 8080), "base", 0, tmp_path)
+    serve.start_all("127.0.0.1", serve.Ports(free, dict(free), 8080), ["base"], 0, tmp_path)
     assert started["gateway"] == ["--orchestrator", "orchestrator:1"]
     assert started["orchestrator"][-3:] == ["--data-dir", str(tmp_path), "--webhook-allow-private"]
     assert started["orchestrator"][:4] == [
@@ -84,6 +84,46 @@ def test_serve_gives_the_orchestrator_its_data_dir_and_private_webhooks(
         "--diarizer",
         "diarizer:1",
     ]
+
+
+def test_serve_starts_a_transcriber_per_model_and_gives_the_orchestrator_each_pool(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: dict[str, list[str]] = {}
+
+    def start(name: str, args: list[str], port: int, metrics: int, *_: Any) -> SimpleNamespace:
+        started[name] = [*args, f"port={port}", f"metrics={metrics}"]
+        return SimpleNamespace(address=f"{name}:{port}", stop=lambda: None)
+
+    monkeypatch.setattr(ServiceProcess, "start", start)
+    args = SimpleNamespace(
+        base_port=50060,
+        metrics_base_port=9460,
+        port=None,
+        transcriber_port=None,
+        diarizer_port=None,
+        metrics_port=None,
+        http_port=0,
+        model="base",
+        models="base, tiny.en",
+    )
+    served = serve.models(args)  # type: ignore[arg-type]
+    ports = serve.plan_ports(args)  # type: ignore[arg-type]
+    serve.start_all("127.0.0.1", ports, served, 1, tmp_path)
+    assert served == ["base", "tiny.en"]
+    assert started["transcriber"][:2] == ["--model", "base"]
+    assert started["transcriber-2"][:2] == ["--model", "tiny.en"]
+    assert started["transcriber-2"][-2:] == ["port=50063", "metrics=9463"]
+    assert started["orchestrator"][:6] == [
+        "--transcriber",
+        "transcriber:50061",
+        "--transcriber",
+        "transcriber-2:50063",
+        "--diarizer",
+        "diarizer:50062",
+    ]
+    with pytest.raises(UsageError):
+        serve.models(SimpleNamespace(model="base", models="base,base"))  # type: ignore[arg-type]
 
 
 def test_labels_are_checked_as_the_server_checks_them() -> None:

@@ -45,6 +45,8 @@ def test_readme_documents_every_flag() -> None:
         "auth-tokens-file",
         "auth-health",
         "stream-idle-seconds",
+        "max-connection-age-seconds",
+        "max-connection-age-grace-seconds",
     }
     envs = list(transcriber_parser().env_vars.values()) + [
         env

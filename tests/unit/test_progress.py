@@ -29,8 +29,18 @@ from whospoke.contract.transcription import TranscriptionOptions
 PERCENTS = ("decoding_percent", "transcription_percent", "diarization_percent", "overall_percent")
 
 
-def options(**flags: bool) -> JobOptions:
-    return JobOptions(TranscriptionOptions(), DiarizationOptions(None, None, None), **flags)
+def options(
+    skip_transcription: bool = False,
+    skip_diarization: bool = False,
+    require_diarization: bool = False,
+) -> JobOptions:
+    return JobOptions(
+        TranscriptionOptions(),
+        DiarizationOptions(None, None, None),
+        skip_transcription,
+        skip_diarization,
+        require_diarization,
+    )
 
 
 def runner(tmp: Path, transcriber: FakeTranscriber, diarizer: FakeDiarizer) -> JobRunner:

@@ -46,7 +46,7 @@ def check_options(args: argparse.Namespace) -> None:
         _not_with("--no-diarization", _given(args, "speakers", "min_speakers", "max_speakers"))
         _not_with("--no-diarization", ["--require-diarization"] if args.require_diarization else [])
     if args.no_transcription:
-        given = _given(args, "language", "prompt", "hotwords", "temperature")
+        given = _given(args, "language", "model", "prompt", "hotwords", "temperature")
         _not_with("--no-transcription", given + (["--multilingual"] if args.multilingual else []))
     if args.multilingual and args.language:
         _not_with("--language", ["--multilingual"])

@@ -65,6 +65,7 @@ def options_from_args(args: argparse.Namespace) -> pb.ProcessOptions:
         hotwords=args.hotwords or "",
         require_diarization=args.require_diarization,
         multilingual=args.multilingual,
+        model=args.model or "",
     )
     if args.speakers is not None:
         options.num_speakers = args.speakers
@@ -247,9 +248,14 @@ async def health(conn: Connection, seconds: float) -> int:
     console.print(f"orchestrator {conn.server}: {'SERVING' if serving else 'NOT_SERVING'}")
     for b in status.backends:
         state = "SERVING" if b.serving else f"NOT SERVING ({b.detail})"
-        console.print(f"  {b.name} {b.address}: {state}", markup=False)
+        pool = f" [{b.pool}]" if b.pool else ""
+        console.print(f"  {b.name}{pool} {b.address}: {state}", markup=False)
         if b.models or b.device:
             console.print(f"    {backend_line(b)}", markup=False)
+        if len(b.replicas) > 1 or any(not r.serving for r in b.replicas):
+            for r in b.replicas:
+                replica = "SERVING" if r.serving else f"NOT SERVING ({r.detail})"
+                console.print(f"    replica {r.address}: {replica}", markup=False)
     console.print(
         f"  jobs: {status.jobs_running} running, {status.jobs_queued} queued "
         f"(limits {status.max_concurrent_jobs} + {status.max_queued_jobs})"

@@ -81,6 +81,11 @@ def processing_flags() -> Parser:
     flags = Parser(add_help=False)
     flags.add_argument("--language", help="ISO 639-1 code; detected when not given")
     flags.add_argument(
+        "--model",
+        help="Whisper model, among those the server serves (whospoke health lists them; "
+        "default: its first)",
+    )
+    flags.add_argument(
         "--multilingual",
         action="store_true",
         help="code-switching: detect the language of every utterance, not once per file",
@@ -200,6 +205,12 @@ def serve_flags(serve: argparse.ArgumentParser) -> None:
         "(default %(default)s; 0: no gateway)",
     )
     serve.add_argument("--model", default="base", help="Whisper model (see whospoke-transcriber)")
+    serve.add_argument(
+        "--models",
+        metavar="M1,M2",
+        help="serve several Whisper models, one transcriber each (the first is the default; "
+        "requests choose with --model); overrides --model",
+    )
     serve.add_argument("--threads", type=int, default=0, help="CPU threads per service (0: auto)")
     serve.add_argument(
         "--data-dir",

@@ -31,7 +31,22 @@ from whospoke.v1.orchestrator_pb2_grpc import OrchestratorStub
 
 STARTUP_SECONDS = 600.0
 SERVICES = ("orchestrator", "transcriber", "diarizer")
-"""In port order: base, base+1, base+2."""
+"""In port order: base, base+1, base+2; further transcribers (one per extra model) follow."""
+
+
+def models(args: argparse.Namespace) -> list[str]:
+    """The Whisper models to serve, one transcriber each: `--models`, else `--model`."""
+    if not args.models:
+        return [args.model]
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    if not names or len(set(names)) < len(names):
+        raise UsageError(f"--models {args.models!r}", "Name each model once: --models base,tiny.en")
+    return names
+
+
+def transcriber_names(count: int) -> list[str]:
+    """The transcribers' service names: "transcriber", then "transcriber-2", ..."""
+    return ["transcriber", *(f"transcriber-{i}" for i in range(2, count + 1))]
 
 
 @dataclass(frozen=True)
@@ -55,8 +70,9 @@ class Ports:
 def plan_ports(args: argparse.Namespace) -> Ports:
     """The layout from --base-port and --metrics-base-port, with the per-port overrides."""
     base, metrics_base = args.base_port, args.metrics_base_port
-    grpc_ports = {name: base + i if base else 0 for i, name in enumerate(SERVICES)}
-    metrics = {name: metrics_base + i if metrics_base else 0 for i, name in enumerate(SERVICES)}
+    names = [*SERVICES, *transcriber_names(len(models(args)))[1:]]
+    grpc_ports = {name: base + i if base else 0 for i, name in enumerate(names)}
+    metrics = {name: metrics_base + i if metrics_base else 0 for i, name in enumerate(names)}
     for name, override in (
         ("orchestrator", args.port),
         ("transcriber", args.transcriber_port),
@@ -105,23 +121,25 @@ def data_dir(args: argparse.Namespace) -> Path:
     return path.absolute()
 
 
-def orchestrator_flags(transcriber: str, diarizer: str, data: Path | None) -> list[str]:
-    """The orchestrator's command line under `serve`: its backends and where jobs live.
+def orchestrator_flags(transcribers: Sequence[str], diarizer: str, data: Path | None) -> list[str]:
+    """The orchestrator's command line under `serve`: its backends (a transcriber pool per
+    address, named by the model its `GetInfo` reports) and where jobs live.
 
     Webhooks to private addresses are allowed: on one machine, the receiver is
     usually on loopback too.
     """
-    flags = ["--transcriber", transcriber, "--diarizer", diarizer]
+    flags = [flag for address in transcribers for flag in ("--transcriber", address)]
+    flags += ["--diarizer", diarizer]
     if data is not None:
         flags += ["--data-dir", str(data)]
     return [*flags, "--webhook-allow-private"]
 
 
 def start_all(
-    host: str, ports: Ports, model: str, threads: int, data: Path | None = None
+    host: str, ports: Ports, served: Sequence[str], threads: int, data: Path | None = None
 ) -> list[ServiceProcess]:
-    """Start transcriber, diarizer, orchestrator (backends first) and the gateway (when
-    `ports.http` is set) as subprocesses.
+    """Start a transcriber per model in `served`, the diarizer, the orchestrator (backends
+    first) and the gateway (when `ports.http` is set) as subprocesses.
 
     `data` is the orchestrator's `--data-dir` (None: the orchestrator's default).
 
@@ -130,14 +148,17 @@ def start_all(
     """
     started: list[ServiceProcess] = []
     try:
-        for name, flags in (
-            ("transcriber", ["--model", model, *_threads("--cpu-threads", threads)]),
-            ("diarizer", _threads("--threads", threads)),
-        ):
+        names = transcriber_names(len(served))
+        for name, model in zip(names, served, strict=True):
+            flags = ["--model", model, *_threads("--cpu-threads", threads)]
+            grpc_port, metrics_port = ports.grpc[name], ports.metrics[name]
             started.append(
-                ServiceProcess.start(name, flags, ports.grpc[name], ports.metrics[name], host)
+                ServiceProcess.start(name, flags, grpc_port, metrics_port, host, "transcriber")
             )
-        flags = orchestrator_flags(started[0].address, started[1].address, data)
+        flags = _threads("--threads", threads)
+        diarizer = ports.grpc["diarizer"], ports.metrics["diarizer"]
+        started.append(ServiceProcess.start("diarizer", flags, *diarizer, host))
+        flags = orchestrator_flags([s.address for s in started[:-1]], started[-1].address, data)
         started.append(
             ServiceProcess.start(
                 "orchestrator",
@@ -222,7 +243,7 @@ async def serve(args: argparse.Namespace) -> int:
     data = await asyncio.to_thread(data_dir, args)
     await asyncio.to_thread(check_ports, args.host, ports)
     console = Console(stderr=True, highlight=False)
-    services = start_all(args.host, ports, args.model, args.threads, data)
+    services = start_all(args.host, ports, models(args), args.threads, data)
     try:
         with console.status("loading models (Whisper and pyannote)..."):
             await wait_all(services)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MiB = 1 << 20
+MAX_CONNECTION_AGE_SECONDS = (2**31 - 1) // 1000
+"""gRPC takes connection ages in int32 milliseconds: about 24.8 days."""
 
 
 class EnvParser(argparse.ArgumentParser):
@@ -33,6 +35,7 @@ class EnvParser(argparse.ArgumentParser):
         self.env_prefix = env_prefix
         self.env_vars: dict[str, str] = {}
         self._env_errors: list[str] = []
+        self._list_defaults: dict[str, list[Any]] = {}
 
     def flag(
         self,
@@ -44,11 +47,14 @@ class EnvParser(argparse.ArgumentParser):
         minimum: float | None = None,
         maximum: float | None = None,
         secret: bool = False,
+        repeated: bool = False,
     ) -> None:
         """Add `--name`, whose default comes from `<PREFIX>_<NAME>` when that is set.
 
         `minimum` and `maximum` bound numeric values (inclusive). A `secret`'s value
-        (from the environment) is never shown by `--help`.
+        (from the environment) is never shown by `--help`. A `repeated` flag may be
+        given several times and gives a list (`default` is one); its variable holds
+        the values separated by whitespace.
         """
         env = f"{self.env_prefix}_{name.upper().replace('-', '_')}"
         self.env_vars[name] = env
@@ -57,9 +63,16 @@ class EnvParser(argparse.ArgumentParser):
         value = default
         if raw is not None and raw != "":
             try:
-                value = parse(raw)
+                value = [parse(part) for part in raw.split()] if repeated else parse(raw)
             except (argparse.ArgumentTypeError, ValueError) as error:
                 self._env_errors.append(f"--{name} (from {env}={raw!r}): {error}")
+        if repeated:
+            self._list_defaults[name.replace("-", "_")] = value
+            where = f"{help}; repeatable [env {env}, space-separated]"
+            self.add_argument(
+                f"--{name}", action="append", type=parse, metavar=name.upper(), help=where
+            )
+            return
         where = f"{help} [env {env}]" + ("%(default).0s" if secret else "")
         if type is bool:
             self.add_argument(
@@ -74,7 +87,11 @@ class EnvParser(argparse.ArgumentParser):
     ) -> tuple[argparse.Namespace, list[str]]:
         if self._env_errors:
             self.error("; ".join(self._env_errors))
-        return super().parse_known_args(args, namespace)
+        parsed, rest = super().parse_known_args(args, namespace)
+        for dest, default in self._list_defaults.items():
+            if getattr(parsed, dest, None) is None:
+                setattr(parsed, dest, list(default))
+        return parsed, rest
 
 
 def _checked(
@@ -130,6 +147,11 @@ class ServerConfig:
     auth_health: bool = False
     stream_idle_seconds: float = 30.0
     """A client stream with no message for this long is ended (DEADLINE_EXCEEDED)."""
+    max_connection_age_seconds: float = 0.0
+    """A connection this old is asked to close (GOAWAY), so that clients reconnect and
+    re-resolve DNS (new replicas get traffic); 0: never."""
+    max_connection_age_grace_seconds: float = 0.0
+    """Time the calls in flight on such a connection get before it is closed; 0: unbounded."""
 
     @property
     def address(self) -> str:
@@ -185,6 +207,28 @@ def add_server_flags(
         type=float,
         minimum=0.01,
     )
+    _connection_age_flags(parser)
+
+
+def _connection_age_flags(parser: EnvParser) -> None:
+    """GOAWAY to old connections: clients reconnect, re-resolve DNS and reach new replicas."""
+    parser.flag(
+        "max-connection-age-seconds",
+        0.0,
+        "ask a client to reconnect (GOAWAY) once its connection is this old, so that it "
+        "re-resolves DNS and new replicas get calls (0: never)",
+        type=float,
+        minimum=0,
+        maximum=MAX_CONNECTION_AGE_SECONDS,
+    )
+    parser.flag(
+        "max-connection-age-grace-seconds",
+        0.0,
+        "time calls in flight on such a connection get before it is closed (0: unbounded)",
+        type=float,
+        minimum=0,
+        maximum=MAX_CONNECTION_AGE_SECONDS,
+    )
 
 
 def add_audio_stream_flags(parser: EnvParser) -> None:
@@ -216,6 +260,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         auth_tokens=_tokens(args.auth_tokens_file, args.env_prefix),
         auth_health=args.auth_health,
         stream_idle_seconds=args.stream_idle_seconds,
+        max_connection_age_seconds=args.max_connection_age_seconds,
+        max_connection_age_grace_seconds=args.max_connection_age_grace_seconds,
     )
 
 

@@ -203,12 +203,17 @@ class ServiceProcess:
         port: int = 0,
         metrics_port: int = 0,
         host: str | None = None,
+        service: str = "",
     ) -> ServiceProcess:
-        """Start it; `host` (default: the service's own, 127.0.0.1) is passed as --host."""
+        """Start it; `host` (default: the service's own, 127.0.0.1) is passed as --host.
+
+        `service` is the kind of service when `name` is not (a second transcriber).
+        """
         port = port or free_port()
         fd, log_name = tempfile.mkstemp(prefix=f"whospoke-{name}-", suffix=".log")
-        command = [sys.executable, "-m", MODULES[name], "--port", str(port)]
-        if name not in HTTP_SERVICES:
+        service = service or name
+        command = [sys.executable, "-m", MODULES[service], "--port", str(port)]
+        if service not in HTTP_SERVICES:
             command += ["--metrics-port", str(metrics_port)]
         command += args
         if host is not None:

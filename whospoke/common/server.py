@@ -105,11 +105,7 @@ class RunningServer:
 
 async def start_server(config: ServerConfig, spec: ServiceSpec, metrics: Metrics) -> RunningServer:
     """Create, bind and start the server; health is NOT_SERVING until `load()`."""
-    options = [
-        ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.max_send_message_length", config.max_message_bytes),
-        ("grpc.so_reuseport", 0),
-    ]
+    options = server_options(config)
     interceptors: list[grpc.aio.ServerInterceptor] = []
     if config.auth_tokens:
         interceptors.append(AuthInterceptor(config.auth_tokens, config.auth_health))
@@ -132,6 +128,27 @@ async def start_server(config: ServerConfig, spec: ServiceSpec, metrics: Metrics
     await server.start()
     logger.info("%s: listening on %s:%d", spec.name, config.host, port)
     return running
+
+
+def server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """The gRPC channel arguments of the server; a connection age of 0 leaves gRPC's default
+    (no limit), as does a grace of 0 (calls in flight are never cut)."""
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    if config.max_connection_age_seconds > 0:
+        options.append(("grpc.max_connection_age_ms", _ms(config.max_connection_age_seconds)))
+    if config.max_connection_age_grace_seconds > 0:
+        grace = _ms(config.max_connection_age_grace_seconds)
+        options.append(("grpc.max_connection_age_grace_ms", grace))
+    return options
+
+
+def _ms(seconds: float) -> int:
+    """Seconds as gRPC's whole milliseconds, at least 1 and at most its int32 limit."""
+    return max(1, min(round(seconds * 1000), 2**31 - 1))
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:

@@ -110,6 +110,7 @@ class ProcessOptions(_message.Message):
     REQUIRE_DIARIZATION_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     MULTILINGUAL_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Spoken language as an ISO 639-1 code such as "en"; empty to detect it."""
     task: _transcriber_pb2.Task.ValueType
@@ -147,6 +148,11 @@ class ProcessOptions(_message.Message):
     recording, and decode each in its own language (see
     TranscriptionConfig.multilingual). Ignored when `language` is set.
     """
+    model: _builtins.str
+    """Transcriber pool to use, named by the Whisper model it serves ("base",
+    "large-v3"; `GetStatus` lists them); empty means the first configured pool.
+    A model no pool serves is INVALID_ARGUMENT naming the served ones.
+    """
     def __init__(
         self,
         *,
@@ -164,10 +170,11 @@ class ProcessOptions(_message.Message):
         require_diarization: _builtins.bool = ...,
         temperature: _builtins.float | None = ...,
         multilingual: _builtins.bool = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "multilingual", b"multilingual", "num_speakers", b"num_speakers", "require_diarization", b"require_diarization", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "model", b"model", "multilingual", b"multilingual", "num_speakers", b"num_speakers", "require_diarization", b"require_diarization", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_speakers: _TypeAlias = _typing.Literal["max_speakers"]  # noqa: Y015
     _WhichOneofArgType__max_speakers: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers"]  # noqa: Y015
@@ -856,6 +863,8 @@ class BackendStatus(_message.Message):
     MODELS_FIELD_NUMBER: _builtins.int
     DEVICE_FIELD_NUMBER: _builtins.int
     GPU_FIELD_NUMBER: _builtins.int
+    POOL_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """"transcriber" or "diarizer"."""
     address: _builtins.str
@@ -866,6 +875,10 @@ class BackendStatus(_message.Message):
     """Why not, when it is not serving."""
     device: _builtins.str
     """Device its models run on, such as "cpu" or "cuda:0"; empty when unknown."""
+    pool: _builtins.str
+    """Transcribers: the model the pool is named by, which `ProcessOptions.model`
+    selects; empty for the diarizer.
+    """
     @_builtins.property
     def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Models it has loaded: the transcriber's model name, or the diarizer's
@@ -875,6 +888,12 @@ class BackendStatus(_message.Message):
     @_builtins.property
     def gpu(self) -> _audio_pb2.DeviceStats:
         """Its GPU now (one NVML sample, utilisation and memory); absent on the CPU."""
+
+    @_builtins.property
+    def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaStatus]:
+        """Each replica the address resolves to now, with its own health; empty when
+        the address could not be resolved (`detail` says why).
+        """
 
     def __init__(
         self,
@@ -886,14 +905,46 @@ class BackendStatus(_message.Message):
         models: _abc.Iterable[_builtins.str] | None = ...,
         device: _builtins.str = ...,
         gpu: _audio_pb2.DeviceStats | None = ...,
+        pool: _builtins.str = ...,
+        replicas: _abc.Iterable[Global___ReplicaStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["gpu", b"gpu"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "detail", b"detail", "device", b"device", "gpu", b"gpu", "models", b"models", "name", b"name", "serving", b"serving"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "detail", b"detail", "device", b"device", "gpu", b"gpu", "models", b"models", "name", b"name", "pool", b"pool", "replicas", b"replicas", "serving", b"serving"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BackendStatus: _TypeAlias = BackendStatus  # noqa: Y015
+
+@_typing.final
+class ReplicaStatus(_message.Message):
+    """One replica (pod, process) behind a backend address."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    SERVING_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    """Its address, such as "10.0.0.7:50061"."""
+    serving: _builtins.bool
+    """Whether its health check answers SERVING."""
+    detail: _builtins.str
+    """Why not, when it is not serving."""
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        serving: _builtins.bool = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "detail", b"detail", "serving", b"serving"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplicaStatus: _TypeAlias = ReplicaStatus  # noqa: Y015
 
 @_typing.final
 class OrchestratorStatus(_message.Message):
@@ -920,7 +971,7 @@ class OrchestratorStatus(_message.Message):
     """Largest upload accepted, in bytes."""
     @_builtins.property
     def backends(self) -> _containers.RepeatedCompositeFieldContainer[Global___BackendStatus]:
-        """Each backend and its health."""
+        """Each backend (each transcriber pool, then the diarizer) and its health."""
 
     @_builtins.property
     def job_queue(self) -> Global___JobQueueStats:
