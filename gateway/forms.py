@@ -8,6 +8,8 @@ reaches the orchestrator.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 from gateway.errors import bad_request
@@ -36,6 +38,9 @@ class Fields:
     max_speakers: int | None = None
     hotwords: str | None = None
     multilingual: bool = False
+    known_speaker_names: tuple[str, ...] = ()
+    known_speaker_references: tuple[str, ...] = ()
+    """Data URLs (`data:audio/wav;base64,...`), one per name."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,11 @@ def _check(fields: Fields) -> bool:
         raise bad_request("max_speakers", f"{high} is below min_speakers ({low})")
     diarize = fields.diarize
     if diarize is None:
-        diarize = fields.response_format == "diarized_json" or bool(counts)
+        diarize = (
+            fields.response_format == "diarized_json"
+            or bool(counts)
+            or bool(fields.known_speaker_names)
+        )
     if not diarize and fields.response_format == "diarized_json":
         raise bad_request("diarize", "diarized_json needs diarization; leave diarize on")
     if not diarize and counts:
@@ -105,6 +114,7 @@ def transcription(fields: Fields, translate: bool = False) -> Transcription:
     )
     if fields.temperature is not None:
         options.temperature = fields.temperature
+    _known_speakers(fields, options)
     if fields.num_speakers is not None:
         options.num_speakers = fields.num_speakers
     if fields.min_speakers is not None:
@@ -120,3 +130,38 @@ def transcription(fields: Fields, translate: bool = False) -> Transcription:
         translate=translate,
         options=options,
     )
+
+
+def _known_speakers(fields: Fields, options: pb.ProcessOptions) -> None:
+    """OpenAI's `known_speaker_names[]` with `known_speaker_references[]` (one data URL of
+    each person's voice per name) become per-job voices; names alone pick enrolled voices."""
+    names, references = fields.known_speaker_names, fields.known_speaker_references
+    if not names and not references:
+        return
+    if options.skip_diarization:
+        raise bad_request(
+            "known_speaker_names", "known speakers need diarization; leave diarize on"
+        )
+    if not references:
+        options.known_speakers.extend(names)
+        return
+    if len(references) != len(names):
+        raise bad_request(
+            "known_speaker_references",
+            f"{len(references)} references for {len(names)} known_speaker_names; give one each",
+        )
+    for index, (name, url) in enumerate(zip(names, references, strict=True)):
+        options.known_speaker_references.add(name=name, audio=_data_url(url, index))
+
+
+def _data_url(url: str, index: int) -> bytes:
+    """The bytes of a base64 `data:` URL."""
+    header, comma, data = url.partition(",")
+    if not comma or not header.startswith("data:") or not header.endswith(";base64"):
+        raise bad_request(
+            "known_speaker_references", f"[{index}] is not a base64 data URL (data:...;base64,...)"
+        )
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise bad_request("known_speaker_references", f"[{index}] is not valid base64") from None

@@ -56,6 +56,20 @@ def form_fields(
     multilingual: Annotated[
         bool, Form(description="Detect the language of every utterance (code-switching).")
     ] = False,
+    known_speaker_names: Annotated[
+        list[str] | None,
+        Form(
+            alias="known_speaker_names[]",
+            description="Names of people to recognise: enrolled voices, or one per reference.",
+        ),
+    ] = None,
+    known_speaker_references: Annotated[
+        list[str] | None,
+        Form(
+            alias="known_speaker_references[]",
+            description="A data URL of each named person's voice (2 s to 2 min of them alone).",
+        ),
+    ] = None,
 ) -> Fields:
     return Fields(
         model=model.strip() or WHISPER_ALIAS,
@@ -71,6 +85,8 @@ def form_fields(
         max_speakers=max_speakers,
         hotwords=hotwords,
         multilingual=multilingual,
+        known_speaker_names=tuple(n.strip() for n in known_speaker_names or () if n.strip()),
+        known_speaker_references=tuple(known_speaker_references or ()),
     )
 
 

@@ -12,6 +12,7 @@ from orchestrator.backends import BackendSettings, GrpcDiarizer, GrpcTranscriber
 from orchestrator.config import OrchestratorConfig, load_config
 from orchestrator.pools import Pool, TranscriberPools
 from orchestrator.server import build_spec
+from whospoke.common import tracing
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import configure_logging, serve
 
@@ -51,6 +52,7 @@ def transcriber_pools(config: OrchestratorConfig) -> tuple[TranscriberPools, lis
 
 
 async def run(config: OrchestratorConfig) -> None:
+    tracing.setup("orchestrator")  # before the backend channels open: they trace their calls
     pools, clients = transcriber_pools(config)
     diarizer = GrpcDiarizer(backend_settings(config, config.backends.diarizer))
     metrics = Metrics("orchestrator")

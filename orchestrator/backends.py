@@ -40,6 +40,7 @@ from orchestrator.domain import (
     TranscriptEvent,
 )
 from orchestrator.replicas import ReplicaChannels, parse_target, resolve
+from whospoke.common import tracing
 from whospoke.common.calls import stream_stream
 from whospoke.common.errors import Backend, from_rpc_error
 from whospoke.contract import diarization, transcription
@@ -87,9 +88,7 @@ def open_channel(settings: BackendSettings) -> grpc.aio.Channel:
     ]
     if settings.server_name:
         options.append(("grpc.ssl_target_name_override", settings.server_name))
-    if settings.credentials is not None:
-        return grpc.aio.secure_channel(settings.target, settings.credentials, options=options)
-    return grpc.aio.insecure_channel(settings.target, options=options)
+    return tracing.client_channel(settings.target, settings.credentials, options)
 
 
 async def check_health(

@@ -61,7 +61,12 @@ def result_to_pb(result: JobResult) -> pb.ProcessResult:
         diarization_turns=[turn_to_pb(t) for t in result.diarization.turns],
         exclusive_turns=[turn_to_pb(t) for t in result.diarization.exclusive_turns],
         speakers=[
-            diarizer_pb2.SpeakerSummary(speaker=s.speaker, speech_seconds=s.speech_seconds)
+            diarizer_pb2.SpeakerSummary(
+                speaker=s.speaker,
+                speech_seconds=s.speech_seconds,
+                embedding=s.embedding,
+                known_speaker_similarity=s.known_similarity,
+            )
             for s in result.diarization.speakers
         ],
         language=result.language,

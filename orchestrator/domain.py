@@ -26,6 +26,19 @@ class JobOptions:
     require_diarization: bool = False
     model: str = ""
     """Transcriber pool, by the model it serves; "" for the first one."""
+    known_speakers: tuple[str, ...] = ()
+    """Enrolled voices to recognise, by name."""
+    all_known_speakers: bool = False
+    """Recognise every enrolled voice."""
+    return_embeddings: bool = False
+    """Each speaker's embedding in the result."""
+    references: tuple[tuple[str, bytes], ...] = ()
+    """Voices for this job only: (name, recording)."""
+
+    @property
+    def recognises(self) -> bool:
+        """Whether known voices are looked for in this job's speakers."""
+        return bool(self.known_speakers or self.references) or self.all_known_speakers
 
 
 @dataclass(frozen=True)

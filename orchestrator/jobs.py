@@ -51,7 +51,9 @@ from orchestrator.progress import (
     progress,
 )
 from orchestrator.retry import retried_once
+from orchestrator.speakers import KnownSpeakers
 from orchestrator.spool import DecodeProgress, SpooledAudio, spool
+from orchestrator.store.speakers import Voice
 from orchestrator.streams import interleave
 from whospoke.common.decode import Source as FileSource
 from whospoke.common.errors import InvalidArgument, NotFound, WhospokeError
@@ -122,6 +124,8 @@ class JobRunner:
         max_audio_seconds: float = float("inf"),
     ) -> None:
         self.pools = as_pools(transcriber)
+        self.known: KnownSpeakers | None = None
+        """Enrolled voices (set once the job store is open); None: none can be used."""
         self._diarizer = diarizer
         self._limiter = limiter
         self._spool_dir = spool_dir
@@ -142,6 +146,7 @@ class JobRunner:
                 async for update in _while_decoding(decoding, options, state):
                     yield update
                 audio = decoding.result()
+                state.voices = await self._voices(options)
                 state.decode_done = state.started = time.perf_counter()
                 state.audio_seconds = audio.duration_seconds
                 yield progress(options, state, state.started)
@@ -244,7 +249,7 @@ class JobRunner:
                 state.language, state.transcription_model = event.language, event.model
                 state.transcription_done, state.transcribed = now, state.audio_seconds
             elif isinstance(event, DiarizationDone):
-                state.diarization, state.speakers_known = event.output, True
+                state.diarization, state.speakers_known = state.named(event.output, options), True
                 state.diarization_done, state.diarized = now, state.audio_seconds
             elif isinstance(event, Progressed) and name == "diarizer":
                 state.diarized = max(state.diarized, event.seconds)
@@ -254,6 +259,17 @@ class JobRunner:
             if isinstance(event, DiarizationDone):  # the segments so far get their speakers
                 for attributed in state.attribute(state.segments):
                     yield attributed
+
+    async def check(self, options: JobOptions) -> None:
+        """Fail now (INVALID_ARGUMENT) for options naming what this server lacks."""
+        await self.pools.check(options.model)
+        if options.recognises and self.known is None:
+            raise InvalidArgument("options.known_speakers: this server keeps no enrolled voices")
+        if self.known is not None:
+            await self.known.check(options)
+
+    async def _voices(self, options: JobOptions) -> list[Voice]:
+        return await self.known.voices(options) if self.known and options.recognises else []
 
     async def _models(self, options: JobOptions, state: RunState) -> tuple[str, str, str]:
         segmentation = embedding = ""

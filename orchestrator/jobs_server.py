@@ -15,10 +15,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import grpc
 
+from orchestrator.domain import JobOptions
 from orchestrator.jobs_convert import (
     checked_idempotency_key,
     checked_job_id,
@@ -29,15 +30,15 @@ from orchestrator.jobs_convert import (
 from orchestrator.options import options_from_pb
 from orchestrator.queue import JobQueue
 from orchestrator.sources import requested_audio
-from orchestrator.store import JobRecord, JobState, NewJob, Page, StoreUnavailable
+from orchestrator.store import JobRecord, JobState, NewJob, Page, in_thread
 from orchestrator.uploads import UploadStore
+from whospoke.common import tracing
 from whospoke.common.auth import client_identity
 from whospoke.common.errors import (
     Cancelled,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
-    Unavailable,
     error_for_code,
     quoted,
 )
@@ -50,15 +51,6 @@ SERVICE_NAME = jobs.DESCRIPTOR.services_by_name["Jobs"].full_name
 CHUNK_BYTES = 1 << 20
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
-T = TypeVar("T")
-
-
-async def _store(call: Callable[[], T]) -> T:
-    """Run a blocking store call in a thread; a store that is down is UNAVAILABLE."""
-    try:
-        return await asyncio.to_thread(call)
-    except StoreUnavailable as error:
-        raise Unavailable(f"job store: {error}") from None
 
 
 class JobsServicer(jobs_grpc.JobsServicer):
@@ -67,7 +59,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
         queue: JobQueue,
         uploads: UploadStore,
         validate_webhook: Callable[[str], Awaitable[str]],
-        check_model: Callable[[str], Awaitable[None]],
+        check_options: Callable[[JobOptions], Awaitable[None]],
         max_inline_bytes: int,
         max_audio_seconds: float,
         trust_tokens: bool = False,
@@ -77,7 +69,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
         self._config = queue.config
         self._uploads = uploads
         self._validate_webhook = validate_webhook
-        self._check_model = check_model
+        self._check_options = check_options
         self._max_inline_bytes = max_inline_bytes
         self._max_audio_seconds = max_audio_seconds
         self._trust_tokens = trust_tokens
@@ -86,7 +78,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
         self, request: jobs.SubmitJobRequest, context: Context
     ) -> jobs.SubmitJobResponse:
         options = options_from_pb(request.options)  # fails now, not when the job runs
-        await self._check_model(options.model)
+        await self._check_options(options)
         new = NewJob(
             job_id=secrets.token_urlsafe(16),
             client=client_identity(context, self._trust_tokens),
@@ -97,29 +89,32 @@ class JobsServicer(jobs_grpc.JobsServicer):
             labels=checked_labels(list(request.labels)),
         )
         if new.idempotency_key:  # a retry: the job exists even if its upload is gone now
-            found = await _store(partial(self._store.find, new.client, new.idempotency_key))
+            found = await in_thread(partial(self._store.find, new.client, new.idempotency_key))
             if found is not None:
                 return jobs.SubmitJobResponse(
                     job_id=found.job_id,
-                    queue_position=await _store(partial(self._store.queue_position, found.job_id)),
+                    queue_position=await in_thread(
+                        partial(self._store.queue_position, found.job_id)
+                    ),
                     existing=True,
                 )
         chunks, filename = await self._audio(request)
         if filename and not new.filename:
             new = NewJob(**{**new.__dict__, "filename": filename})
-        stats = await _store(self._store.stats)
+        stats = await in_thread(self._store.stats)
         if stats.queued >= self._config.max_queued:
             raise ResourceExhausted(
                 f"the job queue holds {stats.queued} jobs, its limit; retry later"
             )
         try:
-            record, existing = await _store(lambda: self._store.submit(new, chunks()))
+            record, existing = await in_thread(lambda: self._store.submit(new, chunks()))
         except FileNotFoundError:
             raise NotFound(
                 "upload_id: the upload was deleted while the job was submitted"
             ) from None
         self._queue.wake()
-        position = await _store(lambda: self._store.queue_position(record.job_id))
+        position = await in_thread(lambda: self._store.queue_position(record.job_id))
+        tracing.annotate(tracing.JOB_ID, record.job_id)
         return jobs.SubmitJobResponse(
             job_id=record.job_id, queue_position=position, existing=existing
         )
@@ -140,12 +135,13 @@ class JobsServicer(jobs_grpc.JobsServicer):
         record = await self._existing(request.job_id)
         position = 0
         if record.state is JobState.QUEUED:
-            position = await _store(lambda: self._store.queue_position(record.job_id))
+            position = await in_thread(lambda: self._store.queue_position(record.job_id))
         return job_to_pb(record, time.time(), position)
 
     async def _existing(self, job_id: str) -> JobRecord:
         checked_job_id(job_id)
-        record = await _store(lambda: self._store.get(job_id))
+        tracing.annotate(tracing.JOB_ID, job_id)
+        record = await in_thread(lambda: self._store.get(job_id))
         if record is None:
             raise NotFound(f"job_id: no job {quoted(job_id)} (never submitted, or deleted)")
         if record.state is JobState.EXPIRED:
@@ -167,8 +163,8 @@ class JobsServicer(jobs_grpc.JobsServicer):
             raise InvalidArgument(f"state: {request.state} is not a job state")
         state = JobState(request.state) if request.state else None
         labels = checked_labels(list(request.labels))
-        records = await _store(lambda: self._store.list(state, labels, size + 1, after))
-        positions = await _store(lambda: self._positions(records[:size]))
+        records = await in_thread(lambda: self._store.list(state, labels, size + 1, after))
+        positions = await in_thread(lambda: self._positions(records[:size]))
         now = time.time()
         response = jobs.ListJobsResponse(
             jobs=[job_to_pb(r, now, positions.get(r.job_id, 0)) for r in records[:size]]
@@ -186,7 +182,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
     async def CancelJob(self, request: jobs.CancelJobRequest, context: Context) -> jobs.Job:
         await self._existing(request.job_id)
         ttl = self._config.result_ttl_seconds
-        record = await _store(lambda: self._store.cancel(request.job_id, ttl))
+        record = await in_thread(lambda: self._store.cancel(request.job_id, ttl))
         if record is None:
             raise NotFound(f"job_id: no job {quoted(request.job_id)}")
         self._queue.cancel_local(record.job_id)
@@ -198,7 +194,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
     ) -> jobs.DeleteJobResponse:
         checked_job_id(request.job_id)
         self._queue.cancel_local(request.job_id)
-        if not await _store(lambda: self._store.delete(request.job_id)):
+        if not await in_thread(lambda: self._store.delete(request.job_id)):
             raise NotFound(f"job_id: no job {quoted(request.job_id)} (never submitted, or deleted)")
         self._queue.signals.notify(request.job_id)
         return jobs.DeleteJobResponse()
@@ -210,7 +206,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
         after, position = request.after_sequence, 0
         while True:
             signal = self._queue.signals.listen(job_id)
-            events = await _store(partial(self._store.events, job_id, after))
+            events = await in_thread(partial(self._store.events, job_id, after))
             for sequence, data in events:
                 event = pb.ProcessEvent.FromString(data)
                 event.sequence, after = sequence, sequence
@@ -229,12 +225,12 @@ class JobsServicer(jobs_grpc.JobsServicer):
                 continue
             record = await self._existing(job_id)
             if record.state.ended:
-                if await _store(partial(self._store.events, job_id, after)):
+                if await in_thread(partial(self._store.events, job_id, after)):
                     continue  # stored between our read and its end: they come first
                 _raise_ending(record)
                 return
             if record.state is JobState.QUEUED:
-                now = await _store(lambda: self._store.queue_position(job_id))
+                now = await in_thread(lambda: self._store.queue_position(job_id))
                 if now != position:
                     position = now
                     yield pb.ProcessEvent(

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 
 from orchestrator.attributed import AttributedSegment
 from orchestrator.domain import JobOptions
+from orchestrator.known import recognise, relabel
 from orchestrator.merge import attribute
 from orchestrator.spool import DecodeProgress
+from orchestrator.store.speakers import Voice
 from whospoke.contract.diarization import DiarizationOutput
 from whospoke.contract.transcription import Segment
 from whospoke.v1 import audio_pb2
@@ -81,6 +83,15 @@ class RunState:
     attributed: list[AttributedSegment] = field(default_factory=list)
     """Every attributed segment sent so far, in order."""
     devices: list[audio_pb2.DeviceStats] = field(default_factory=list)
+    voices: list[Voice] = field(default_factory=list)
+    """Enrolled voices the job looks for among its speakers."""
+
+    def named(self, output: DiarizationOutput, options: JobOptions) -> DiarizationOutput:
+        """The diarizer's output with the recognised voices' names (and the embeddings
+        only when the client asked for them)."""
+        if not options.recognises:
+            return output
+        return relabel(output, recognise(output.speakers, self.voices), options.return_embeddings)
 
     def attribute(self, segments: Sequence[Segment]) -> list[AttributedSegment]:
         """`segments` with their speakers, kept for the result; none before the turns are known.

@@ -27,6 +27,7 @@ from orchestrator.eventlog import Ending, EventWriter, JobSignals
 from orchestrator.jobs import JobRunner
 from orchestrator.options import options_from_pb
 from orchestrator.store import JobRecord, JobState, JobStore, Lease, QueueStats, StoreUnavailable
+from whospoke.common import tracing
 from whospoke.common.errors import WhospokeError
 from whospoke.common.limiter import Limiter
 from whospoke.v1 import orchestrator_pb2 as pb
@@ -237,7 +238,8 @@ class JobQueue:
         try:
             ending: Ending | None
             try:
-                ending = await self._attempt(running, writer, source)
+                with tracing.job_span(record.job_id, record.attempts):  # its backend calls' parent
+                    ending = await self._attempt(running, writer, source)
             except asyncio.CancelledError:
                 ending = _cancelled_ending(running.reason)
             running.finishing = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -14,7 +14,7 @@ import grpc
 from orchestrator import spool
 from orchestrator.config import JobsConfig, OrchestratorConfig
 from orchestrator.convert import event_to_pb
-from orchestrator.domain import BackendHealth, DiarizerBackend, TranscriberBackend
+from orchestrator.domain import BackendHealth, DiarizerBackend, JobOptions, TranscriberBackend
 from orchestrator.durable import DurableJobs
 from orchestrator.jobs import JobRunner, Source
 from orchestrator.jobs_convert import stats_to_pb
@@ -24,8 +24,11 @@ from orchestrator.options import options_from_pb
 from orchestrator.pools import TranscriberPools
 from orchestrator.quotas import UploadLimits
 from orchestrator.sources import requested_audio
+from orchestrator.speakers import SERVICE_NAME as SPEAKERS_SERVICE
+from orchestrator.speakers import KnownSpeakers, SpeakersServicer
 from orchestrator.store import StoreUnavailable
 from orchestrator.uploads import UploadInfo, UploadStore
+from whospoke.common import tracing
 from whospoke.common.auth import client_identity
 from whospoke.common.feeder import idle_guarded
 from whospoke.common.limiter import Limiter
@@ -34,6 +37,7 @@ from whospoke.common.server import ServiceSpec
 from whospoke.v1 import jobs_pb2_grpc as jobs_grpc
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
+from whospoke.v1 import speakers_pb2_grpc as speakers_grpc
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Orchestrator"].full_name
@@ -68,7 +72,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.ProcessRequest, context: Context
     ) -> AsyncIterator[pb.ProcessEvent]:
         options = options_from_pb(request.options)
-        await self.runner.pools.check(options.model)
+        await self.runner.check(options)
         source = await self._source(request)
         started = time.perf_counter()
         async for event in self.runner.run(source, options):
@@ -86,6 +90,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         )
         if isinstance(found, bytes):
             return lambda: found
+        tracing.annotate(tracing.UPLOAD_ID, found.upload_id)
         return partial(self._uploads.path, found.upload_id)
 
     async def Upload(
@@ -201,11 +206,15 @@ def build_spec(
         metrics,
     )
     durable.append(servicer.durable)
-    jobs_servicer = _jobs_servicer(config, servicer.durable, uploads, servicer.runner.pools)
+    jobs_servicer = _jobs_servicer(config, servicer.durable, uploads, servicer.runner.check)
+    known = KnownSpeakers(servicer.durable.store.speakers(), diarizer, spool_dir)
+    servicer.runner.known = known
+    speakers = SpeakersServicer(known, uploads, config.max_inline_bytes)
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_OrchestratorServicer_to_server(servicer, server)
         jobs_grpc.add_JobsServicer_to_server(jobs_servicer, server)
+        speakers_grpc.add_SpeakersServicer_to_server(speakers, server)
 
     def load() -> None:
         uploads.load()
@@ -213,7 +222,11 @@ def build_spec(
         durable[0].load()
 
     return ServiceSpec(
-        "orchestrator", [SERVICE_NAME, JOBS_SERVICE], register, load, background=durable[0]
+        "orchestrator",
+        [SERVICE_NAME, JOBS_SERVICE, SPEAKERS_SERVICE],
+        register,
+        load,
+        background=durable[0],
     )
 
 
@@ -232,13 +245,16 @@ def _upload_store(config: OrchestratorConfig) -> UploadStore:
 
 
 def _jobs_servicer(
-    config: OrchestratorConfig, durable: DurableJobs, uploads: UploadStore, pools: TranscriberPools
+    config: OrchestratorConfig,
+    durable: DurableJobs,
+    uploads: UploadStore,
+    check: Callable[[JobOptions], Awaitable[None]],
 ) -> JobsServicer:
     return JobsServicer(
         durable.queue,
         uploads,
         durable.validate_webhook,
-        pools.check,
+        check,
         max_inline_bytes=config.max_inline_bytes,
         max_audio_seconds=config.max_audio_seconds,
         trust_tokens=bool(config.server.auth_tokens),

@@ -9,10 +9,11 @@ from orchestrator.uploads import UploadInfo, UploadStore
 from whospoke.common.errors import InvalidArgument
 from whospoke.v1 import jobs_pb2 as jobs
 from whospoke.v1 import orchestrator_pb2 as pb
+from whospoke.v1 import speakers_pb2 as spb
 
 
 async def requested_audio(
-    request: pb.ProcessRequest | jobs.SubmitJobRequest,
+    request: pb.ProcessRequest | jobs.SubmitJobRequest | spb.EnrollSpeakerRequest,
     uploads: UploadStore,
     max_inline_bytes: int,
     max_audio_seconds: float,

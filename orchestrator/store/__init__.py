@@ -6,9 +6,11 @@ on demand, so an orchestrator on SQLite never imports the PostgreSQL driver.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from orchestrator.store.base import (
     JobRecord,
@@ -23,6 +25,7 @@ from orchestrator.store.base import (
     WebhookDelivery,
 )
 from orchestrator.store.engine import describe
+from whospoke.common.errors import Unavailable
 
 __all__ = [
     "SQLITE_FILENAME",
@@ -37,8 +40,11 @@ __all__ = [
     "WebhookAttemptRecord",
     "WebhookDelivery",
     "describe",
+    "in_thread",
     "open_store",
 ]
+
+T = TypeVar("T")
 
 SQLITE_FILENAME = "jobs.sqlite3"
 """The default store's file, in the data directory."""
@@ -71,3 +77,11 @@ def open_store(url: str, data_dir: Path, clock: Callable[[], float] = time.time)
         f"job store URL {describe(url)!r}: expected empty or 'sqlite' (a file in the data"
         " directory), 'sqlite:///ABSOLUTE/PATH' or 'postgresql://USER@HOST[:PORT]/DATABASE'"
     )
+
+
+async def in_thread(call: Callable[[], T]) -> T:
+    """Run a blocking store call in a thread; a store that is down is UNAVAILABLE."""
+    try:
+        return await asyncio.to_thread(call)
+    except StoreUnavailable as error:
+        raise Unavailable(f"job store: {error}") from None

@@ -27,7 +27,10 @@ import builtins
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from orchestrator.store.speakers import SqlSpeakers
 
 
 class JobState(enum.IntEnum):
@@ -156,6 +159,10 @@ class JobStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def speakers(self) -> SqlSpeakers:
+        """The enrolled voices (`whospoke.v1.Speakers`), in the same database."""
+        ...
 
     def submit(self, job: NewJob, audio: Iterable[bytes]) -> tuple[JobRecord, bool]:
         """Store a QUEUED job and its audio (written in the chunks given). When

@@ -114,6 +114,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE job_audio ALTER COLUMN data SET STORAGE EXTERNAL",
         ),
     ),
+    Migration(
+        2,
+        (
+            # Enrolled voices (`whospoke.v1.Speakers`): the diarizer's embedding as
+            # little-endian float32, and the model that made it.
+            """CREATE TABLE speakers (
+                name TEXT PRIMARY KEY,
+                embedding {blob} NOT NULL,
+                embedding_model TEXT NOT NULL,
+                speech_seconds {real} NOT NULL,
+                enrolled_at {real} NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

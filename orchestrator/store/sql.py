@@ -35,6 +35,7 @@ from orchestrator.store.schema import (
     SCHEMA_VERSION_TABLE,
     TYPES,
 )
+from orchestrator.store.speakers import SqlSpeakers
 
 ENDED_SQL = "(3, 4, 5)"
 """SUCCEEDED, FAILED, CANCELLED: the states a job ends in (before it expires)."""
@@ -95,6 +96,10 @@ class SqlJobs:
 
     def close(self) -> None:
         self._db.close()
+
+    def speakers(self) -> SqlSpeakers:
+        """The enrolled voices, in the same database."""
+        return SqlSpeakers(self._db, self._clock)
 
     def migrate(self) -> None:
         def work(tx: Tx) -> None:

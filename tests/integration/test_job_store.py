@@ -167,7 +167,7 @@ def test_a_database_from_a_newer_orchestrator_is_refused(tmp_path: Path) -> None
     store = open_store("", tmp_path)
     store.migrate()
     with sqlite3.connect(tmp_path / "jobs.sqlite3") as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
         conn.execute("INSERT INTO schema_version VALUES (999, 0)")
     with pytest.raises(StoreUnavailable, match="schema version 999, newer"):
         store.migrate()

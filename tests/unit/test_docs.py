@@ -246,12 +246,14 @@ def test_flags_named_in_the_prose_exist() -> None:
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    return [
+    """Every subcommand's parser, nested ones (`speakers enroll`) included."""
+    found = [
         sub
         for action in parser._actions
         if isinstance(action, argparse._SubParsersAction)
         for sub in action.choices.values()
     ]
+    return [deeper for sub in found for deeper in [sub, *_subparsers(sub)]]
 
 
 def test_serve_ports_in_the_readme_follow_its_defaults() -> None:

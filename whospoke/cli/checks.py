@@ -43,7 +43,10 @@ def check_options(args: argparse.Namespace) -> None:
                 "Use --format json, or drop --no-" + stage + ".",
             )
     if args.no_diarization:
-        _not_with("--no-diarization", _given(args, "speakers", "min_speakers", "max_speakers"))
+        _not_with(
+            "--no-diarization",
+            _given(args, "speakers", "min_speakers", "max_speakers", "known_speakers"),
+        )
         _not_with("--no-diarization", ["--require-diarization"] if args.require_diarization else [])
     if args.no_transcription:
         given = _given(args, "language", "model", "prompt", "hotwords", "temperature")

@@ -66,7 +66,13 @@ def options_from_args(args: argparse.Namespace) -> pb.ProcessOptions:
         require_diarization=args.require_diarization,
         multilingual=args.multilingual,
         model=args.model or "",
+        return_embeddings=args.embeddings,
     )
+    known = [name.strip() for name in (args.known_speakers or "").split(",") if name.strip()]
+    if known == ["all"]:
+        options.all_known_speakers = True
+    else:
+        options.known_speakers.extend(known)
     if args.speakers is not None:
         options.num_speakers = args.speakers
     if args.min_speakers is not None:

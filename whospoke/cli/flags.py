@@ -103,6 +103,15 @@ def processing_flags() -> Parser:
     flags.add_argument("--prompt", help="context for the model: names, spelling, style")
     flags.add_argument("--hotwords", help="words the decoder should favour")
     flags.add_argument(
+        "--known-speakers",
+        metavar="NAMES",
+        help="name the enrolled voices recognised (comma-separated names, or 'all'; see "
+        "`whospoke speakers`)",
+    )
+    flags.add_argument(
+        "--embeddings", action="store_true", help="each speaker's voice embedding in the result"
+    )
+    flags.add_argument(
         "--temperature",
         type=float,
         metavar="T",
@@ -226,3 +235,22 @@ def serve_flags(serve: argparse.ArgumentParser) -> None:
 def process_flags(process: argparse.ArgumentParser) -> None:
     process.add_argument("file", help="audio or video file")
     add_output_flags(process, "json")
+
+
+def add_speaker_commands(commands: argparse._SubParsersAction[Parser], connect: Parser) -> None:
+    """`speakers enroll NAME FILE`, `speakers list`, `speakers delete NAME`."""
+    speakers = commands.add_parser("speakers", help="enrolled voices (known speakers)")
+    actions = speakers.add_subparsers(dest="action", required=True, metavar="{enroll,list,delete}")
+    enroll = actions.add_parser(
+        "enroll", help="enroll a voice from a recording of that person alone", parents=[connect]
+    )
+    enroll.add_argument("name", help="the name results will carry for this voice")
+    enroll.add_argument("file", help="a few seconds to a few minutes of this person speaking")
+    enroll.add_argument("--replace", action="store_true", help="re-enroll an enrolled name")
+    listing = actions.add_parser("list", help="the enrolled voices", parents=[connect])
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.add_argument(
+        "--embeddings", action="store_true", help="include each voice's embedding (json)"
+    )
+    delete = actions.add_parser("delete", help="forget an enrolled voice", parents=[connect])
+    delete.add_argument("name", help="the enrolled name")

@@ -1,4 +1,5 @@
-"""`whospoke`: serve | process FILE | health | submit FILE | job ID | jobs | cancel ID.
+"""`whospoke`: serve | process FILE | health | submit FILE | job ID | jobs | cancel ID |
+speakers.
 
 Exit codes: 0 ok; 1 server or connection error; 2 usage or local input error;
 3 partial result (a requested stage failed; see --allow-partial); 130 interrupted.
@@ -25,6 +26,7 @@ from whospoke.cli.errors import (
 from whospoke.cli.flags import (
     Parser,
     add_job_commands,
+    add_speaker_commands,
     connection_flags,
     process_flags,
     processing_flags,
@@ -35,7 +37,7 @@ EXIT_CODES = (
     "exit codes: 0 ok; 1 server or connection error; 2 usage or local input error; "
     "3 partial result (a requested stage failed; see --allow-partial); 130 interrupted"
 )
-COMMANDS = "{serve,process,health,submit,job,jobs,cancel}"
+COMMANDS = "{serve,process,health,submit,job,jobs,cancel,speakers}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--timeout", type=float, default=5.0, help="give up after SECONDS")
     add_job_commands(commands, connect, processing, EXIT_CODES)
+    add_speaker_commands(commands, connect)
     return p
 
 
@@ -96,11 +99,13 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from whospoke.cli import client, jobs, serve
+    from whospoke.cli import client, jobs, serve, speakers
     from whospoke.cli.connect import connection
 
     if args.command in jobs.COMMANDS:
         return jobs.dispatch(args)
+    if args.command == "speakers":
+        return speakers.dispatch(args)
     if args.command == "process":
         job = client.prepare(args)
         return asyncio.run(client.process(job))

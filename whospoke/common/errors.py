@@ -30,6 +30,12 @@ class NotFound(WhospokeError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class AlreadyExists(WhospokeError):
+    """A resource to create (an enrolled voice) exists already under that name."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class ResourceExhausted(WhospokeError):
     """A queue or size limit is reached; retrying later may work."""
 
@@ -71,6 +77,7 @@ _BY_CODE: dict[grpc.StatusCode, type[WhospokeError]] = {
     for cls in (
         InvalidArgument,
         NotFound,
+        AlreadyExists,
         ResourceExhausted,
         Unavailable,
         FailedPrecondition,

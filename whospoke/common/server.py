@@ -21,6 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from whospoke.common import tracing
 from whospoke.common.auth import AuthInterceptor
 from whospoke.common.config import ServerConfig
 from whospoke.common.interceptor import ServiceInterceptor
@@ -106,7 +107,7 @@ class RunningServer:
 async def start_server(config: ServerConfig, spec: ServiceSpec, metrics: Metrics) -> RunningServer:
     """Create, bind and start the server; health is NOT_SERVING until `load()`."""
     options = server_options(config)
-    interceptors: list[grpc.aio.ServerInterceptor] = []
+    interceptors = tracing.server_interceptors()  # first: its span covers auth and errors
     if config.auth_tokens:
         interceptors.append(AuthInterceptor(config.auth_tokens, config.auth_health))
     interceptors.append(ServiceInterceptor(metrics))
@@ -173,6 +174,7 @@ async def serve(config: ServerConfig, spec: ServiceSpec, metrics: Metrics) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     metrics.serve_http(config.host, config.metrics_port)
+    tracing.setup(spec.name)
     running = await start_server(config, spec, metrics)
     loader = asyncio.create_task(running.load())
     stopper = asyncio.create_task(stop.wait())

@@ -18,6 +18,8 @@ class DiarizationOptions:
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    return_embeddings: bool = False
+    """Each speaker's centroid embedding in the result (known speakers need them)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class SpeakerInfo:
     speaker: str
     speech_seconds: float
     embedding: tuple[float, ...] = ()
+    known_similarity: float = 0.0
+    """Similarity to the enrolled voice this speaker was recognised as (0: anonymous)."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,14 @@ def options_from_pb(config: pb.DiarizationConfig, field: str = "config") -> Diar
         )
     if config.turn_output not in pb.TurnOutput.values():
         raise InvalidArgument(f"{field}.turn_output: unknown value {config.turn_output}")
-    return DiarizationOptions(counts.get("num_speakers"), low, high)
+    return DiarizationOptions(counts.get("num_speakers"), low, high, config.return_embeddings)
 
 
 def options_to_pb(options: DiarizationOptions) -> pb.DiarizationConfig:
     """The config asking for both kinds of turns, as the orchestrator needs."""
-    config = pb.DiarizationConfig(turn_output=pb.TURN_OUTPUT_BOTH)
+    config = pb.DiarizationConfig(
+        turn_output=pb.TURN_OUTPUT_BOTH, return_embeddings=options.return_embeddings
+    )
     for name in SPEAKER_COUNTS:
         value = getattr(options, name)
         if value is not None:
@@ -102,7 +108,9 @@ def result_to_pb(
 
 
 def output_from_pb(result: pb.DiarizationResult) -> DiarizationOutput:
-    speakers = tuple(SpeakerInfo(s.speaker, s.speech_seconds) for s in result.speakers)
+    speakers = tuple(
+        SpeakerInfo(s.speaker, s.speech_seconds, tuple(s.embedding)) for s in result.speakers
+    )
     exclusive = turns_from_pb(result.exclusive_turns)
     return DiarizationOutput(turns_from_pb(result.turns), exclusive, speakers)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from whospoke.v1 import audio_pb2
+from whospoke.v1 import audio_pb2, diarizer_pb2
 from whospoke.v1 import orchestrator_pb2 as pb
 
 
@@ -33,9 +33,7 @@ def result_to_dict(result: pb.ProcessResult) -> dict[str, Any]:
             {"start": t.start_seconds, "end": t.end_seconds, "speaker": t.speaker}
             for t in result.diarization_turns
         ],
-        "speakers": [
-            {"speaker": s.speaker, "speech_seconds": s.speech_seconds} for s in result.speakers
-        ],
+        "speakers": [_speaker(s) for s in result.speakers],
         "warnings": [
             {"code": w.code, "message": w.message, "start": w.start_seconds, "end": w.end_seconds}
             for w in result.warnings
@@ -55,6 +53,16 @@ def result_to_dict(result: pb.ProcessResult) -> dict[str, Any]:
         },
         "devices": [device_to_dict(d) for d in result.devices],
     }
+
+
+def _speaker(speaker: diarizer_pb2.SpeakerSummary) -> dict[str, Any]:
+    """Speech time; a recognised voice's similarity, and the embedding when asked for."""
+    entry: dict[str, Any] = {"speaker": speaker.speaker, "speech_seconds": speaker.speech_seconds}
+    if speaker.known_speaker_similarity:
+        entry["known_speaker_similarity"] = round(speaker.known_speaker_similarity, 4)
+    if speaker.embedding:
+        entry["embedding"] = [round(x, 6) for x in speaker.embedding]
+    return entry
 
 
 def _segment(segment: pb.AttributedSegment) -> dict[str, Any]:

@@ -228,10 +228,16 @@ class SpeakerSummary(_message.Message):
     SPEAKER_FIELD_NUMBER: _builtins.int
     SPEECH_SECONDS_FIELD_NUMBER: _builtins.int
     EMBEDDING_FIELD_NUMBER: _builtins.int
+    KNOWN_SPEAKER_SIMILARITY_FIELD_NUMBER: _builtins.int
     speaker: _builtins.str
     """The label used in the turns."""
     speech_seconds: _builtins.float
     """Total speech of this speaker (overlapping turns), in seconds."""
+    known_speaker_similarity: _builtins.float
+    """Cosine similarity of this speaker's voice to the enrolled voice whose name
+    `speaker` is, when the orchestrator recognised a known speaker (see
+    `ProcessOptions.known_speakers`); 0 for anonymous speakers.
+    """
     @_builtins.property
     def embedding(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Centroid of the speaker's embeddings (192 values for CAM++); empty unless
@@ -244,10 +250,11 @@ class SpeakerSummary(_message.Message):
         speaker: _builtins.str = ...,
         speech_seconds: _builtins.float = ...,
         embedding: _abc.Iterable[_builtins.float] | None = ...,
+        known_speaker_similarity: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["embedding", b"embedding", "speaker", b"speaker", "speech_seconds", b"speech_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["embedding", b"embedding", "known_speaker_similarity", b"known_speaker_similarity", "speaker", b"speaker", "speech_seconds", b"speech_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -111,6 +111,10 @@ class ProcessOptions(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     MULTILINGUAL_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    KNOWN_SPEAKERS_FIELD_NUMBER: _builtins.int
+    ALL_KNOWN_SPEAKERS_FIELD_NUMBER: _builtins.int
+    RETURN_EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    KNOWN_SPEAKER_REFERENCES_FIELD_NUMBER: _builtins.int
     language: _builtins.str
     """Spoken language as an ISO 639-1 code such as "en"; empty to detect it."""
     task: _transcriber_pb2.Task.ValueType
@@ -153,6 +157,28 @@ class ProcessOptions(_message.Message):
     "large-v3"; `GetStatus` lists them); empty means the first configured pool.
     A model no pool serves is INVALID_ARGUMENT naming the served ones.
     """
+    all_known_speakers: _builtins.bool
+    """Recognise every enrolled voice (with or without `known_speakers`)."""
+    return_embeddings: _builtins.bool
+    """Each speaker's voice embedding in `ProcessResult.speakers`, for clients
+    that keep their own index of voices.
+    """
+    @_builtins.property
+    def known_speakers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Enrolled voices (`Speakers.EnrollSpeaker`) to recognise, by name: a
+        diarized speaker whose voice matches one above the server's threshold
+        takes its name instead of an anonymous SPEAKER_NN label; the others stay
+        anonymous. An unknown name is INVALID_ARGUMENT.
+        """
+
+    @_builtins.property
+    def known_speaker_references(self) -> _containers.RepeatedCompositeFieldContainer[Global___KnownSpeakerReference]:
+        """Voices to recognise in this job only, each from a short recording of that
+        person (2 s to 2 min of speech; at most 8), as OpenAI's
+        `known_speaker_references[]`: nothing is stored. A name also enrolled is
+        recognised by this recording instead.
+        """
+
     def __init__(
         self,
         *,
@@ -171,10 +197,14 @@ class ProcessOptions(_message.Message):
         temperature: _builtins.float | None = ...,
         multilingual: _builtins.bool = ...,
         model: _builtins.str = ...,
+        known_speakers: _abc.Iterable[_builtins.str] | None = ...,
+        all_known_speakers: _builtins.bool = ...,
+        return_embeddings: _builtins.bool = ...,
+        known_speaker_references: _abc.Iterable[Global___KnownSpeakerReference] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "model", b"model", "multilingual", b"multilingual", "num_speakers", b"num_speakers", "require_diarization", b"require_diarization", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "_temperature", b"_temperature", "_word_timestamps", b"_word_timestamps", "all_known_speakers", b"all_known_speakers", "beam_size", b"beam_size", "hotwords", b"hotwords", "initial_prompt", b"initial_prompt", "known_speaker_references", b"known_speaker_references", "known_speakers", b"known_speakers", "language", b"language", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "model", b"model", "multilingual", b"multilingual", "num_speakers", b"num_speakers", "require_diarization", b"require_diarization", "return_embeddings", b"return_embeddings", "skip_diarization", b"skip_diarization", "skip_transcription", b"skip_transcription", "task", b"task", "temperature", b"temperature", "word_timestamps", b"word_timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_speakers: _TypeAlias = _typing.Literal["max_speakers"]  # noqa: Y015
     _WhichOneofArgType__max_speakers: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers"]  # noqa: Y015
@@ -198,6 +228,32 @@ class ProcessOptions(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__word_timestamps) -> _WhichOneofReturnType__word_timestamps | None: ...
 
 Global___ProcessOptions: _TypeAlias = ProcessOptions  # noqa: Y015
+
+@_typing.final
+class KnownSpeakerReference(_message.Message):
+    """One person's voice for one job: a name and a recording of them alone."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    AUDIO_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name results carry for this voice (as `EnrollSpeakerRequest.name`)."""
+    audio: _builtins.bytes
+    """The recording, in any format FFmpeg decodes."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        audio: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KnownSpeakerReference: _TypeAlias = KnownSpeakerReference  # noqa: Y015
 
 @_typing.final
 class ProcessEvent(_message.Message):
