@@ -74,6 +74,7 @@ bench: venv testdata
 	$(BIN)/python bench/clustering_bench.py
 	$(BIN)/python bench/orchestrator_bench.py
 	$(BIN)/python bench/accuracy_bench.py
+	$(BIN)/python bench/speakers_bench.py
 	$(BIN)/python bench/jobs_bench.py
 	$(BIN)/python bench/gateway_bench.py
 

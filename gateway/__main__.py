@@ -13,6 +13,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import gateway_config, parser
+from whospoke.common import tracing
 from whospoke.common.server import configure_logging
 
 logger = logging.getLogger("gateway")
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     config = gateway_config(args)
     configure_logging(config.log_level)
+    tracing.setup("gateway")
     app = create_app(config)
     server = uvicorn.Server(
         uvicorn.Config(

@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 
 from gateway.config import GatewayConfig, UpstreamConfig
 from gateway.errors import ApiError
+from whospoke.common import tracing
 from whospoke.v1 import jobs_pb2_grpc
 from whospoke.v1 import orchestrator_pb2 as pb
 from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -72,9 +73,9 @@ class Upstream:
             if up.tls_server_name:
                 options.append(("grpc.ssl_target_name_override", up.tls_server_name))
             credentials = grpc.ssl_channel_credentials(ca, key, cert)
-            self._channel = grpc.aio.secure_channel(up.address, credentials, options=options)
+            self._channel = tracing.client_channel(up.address, credentials, options)
         else:
-            self._channel = grpc.aio.insecure_channel(up.address, options=options)
+            self._channel = tracing.client_channel(up.address, None, options)
 
     async def close(self, grace: float | None = None) -> None:
         if self._channel is not None:
