@@ -42,6 +42,7 @@ from transcriber.languages import language_runs
 from transcriber.review import PieceReview
 from transcriber.windows import (
     ANALYSIS_SAMPLES,
+    FIRST_ANALYSIS_SAMPLES,
     FIRST_WINDOW_SAMPLES,
     PACK_SAMPLES,
     Plan,
@@ -176,8 +177,9 @@ class WhisperSession:
 
     def _current_span(self) -> int:
         """Audio analysed per plan; a file's first piece (decoded alone, for a quick first
-        segment) is planned from the first `ANALYSIS_SAMPLES`, without waiting for a batch."""
-        return ANALYSIS_SAMPLES if self._next_index == 0 else self._span
+        segment) is planned from the first `FIRST_ANALYSIS_SAMPLES`, without waiting for a
+        batch."""
+        return FIRST_ANALYSIS_SAMPLES if self._next_index == 0 else self._span
 
     def _snapshot(self) -> Samples:
         with self._lock:

