@@ -269,7 +269,18 @@ class JobRunner:
             await self.known.check(options)
 
     async def _voices(self, options: JobOptions) -> list[Voice]:
-        return await self.known.voices(options) if self.known and options.recognises else []
+        """The known voices the job looks for. When they cannot be had (the diarizer or the
+        store is down), the job goes on with anonymous speakers, as it goes on without
+        speakers when diarization fails, unless diarization is required."""
+        if self.known is None or not options.recognises:
+            return []
+        try:
+            return await self.known.voices(options)
+        except WhospokeError as error:
+            if isinstance(error, InvalidArgument) or options.require_diarization:
+                raise
+            logger.warning("known voices unavailable, speakers stay anonymous: %s", error)
+            return []
 
     async def _models(self, options: JobOptions, state: RunState) -> tuple[str, str, str]:
         segmentation = embedding = ""

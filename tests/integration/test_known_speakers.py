@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator.domain import AudioSource, DiarizationDone, DiarizationEvent, Progressed
 from tests.fakes import FakeDiarizer, FakeTranscriber, harness, wav_bytes
+from whospoke.common.errors import Unavailable
 from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
 from whospoke.v1 import jobs_pb2 as jpb
 from whospoke.v1 import jobs_pb2_grpc as jobs_grpc
@@ -39,6 +40,8 @@ class Voices(FakeDiarizer):
         self, audio: AudioSource, options: DiarizationOptions
     ) -> AsyncIterator[DiarizationEvent]:
         self.options.append(options)
+        if self.fail is not None:
+            raise self.fail
         seconds = round(audio.duration_seconds)
         found = RECORDINGS.get(seconds, MEETING)
         turns = tuple(Turn(float(s), s + 1.0, found[s % len(found)][0]) for s in range(seconds))
@@ -155,3 +158,17 @@ async def test_a_jobs_own_reference_names_a_voice_without_enrolling_it(tmp_path:
         same = [zoe, pb.KnownSpeakerReference(name="Zoe", audio=wav_bytes(5))]
         code, message = await code_of(process(h, known_speaker_references=same))
         assert message == "options.known_speaker_references[1].name: 'Zoe' is given twice"
+
+
+async def test_a_diarizer_that_is_down_leaves_speakers_anonymous_not_the_job_failed(
+    tmp_path: Path,
+) -> None:
+    down = Voices(fail=Unavailable("diarizer: unavailable at fake:2"))
+    async with harness(FakeTranscriber(), down, tmp_path) as h:
+        zoe = pb.KnownSpeakerReference(name="Zoe", audio=wav_bytes(4))
+        result = await process(h, known_speaker_references=[zoe])
+        assert result.text and {w.code for w in result.warnings} == {"diarization_failed"}
+        code, _ = await code_of(
+            process(h, known_speaker_references=[zoe], require_diarization=True)
+        )
+        assert code == grpc.StatusCode.UNAVAILABLE
