@@ -22,7 +22,7 @@ GPU_BATCH_SIZE = 8
 CPU_BATCH_SIZE = 4
 """On 2 CPU cores (Whisper base), the transcriber alone decodes the dev meeting in 10.7 s
 with batches of 4, 13.5 s with 2 (the whole file with faster-whisper: 17.8 s); a cancel waits
-for the beam search in flight: up to 2.4 s with 4, 1.2 s with 2 (2.1 s for the hardest
+for the beam search in flight: up to 2.4-2.7 s with 4, 1.2 s with 2 (2.1 s for the hardest
 window alone, so no batch size bounds it below 2 s with this model on 2 cores)."""
 
 DEFAULT_PORT = 50061
