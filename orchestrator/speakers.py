@@ -169,10 +169,10 @@ class SpeakersServicer(spb_grpc.SpeakersServicer):
             else partial(self._uploads.path, found.upload_id)
         )
         voice = await self._known.embed(name, source, "audio", MIN_SPEECH_SECONDS)
-        if not await in_thread(lambda: self._known.store.enroll(voice, request.replace)):
+        stored = await in_thread(lambda: self._known.store.enroll(voice, request.replace))
+        if stored is None:
             raise AlreadyExists(f"name: {name!r} is enrolled already; set replace to re-enroll")
-        stored = await in_thread(lambda: self._known.store.list((name,)))
-        return speaker_pb(stored[0], embedding=True)
+        return speaker_pb(stored, embedding=True)
 
     async def ListSpeakers(
         self, request: spb.ListSpeakersRequest, context: Context

@@ -31,23 +31,24 @@ class SqlSpeakers:
         self._db = engine
         self._clock = clock
 
-    def enroll(self, voice: Voice, replace: bool) -> bool:
-        """Store `voice` (its `enrolled_at` is set now); False when the name is taken and
-        not `replace`."""
+    def enroll(self, voice: Voice, replace: bool) -> Voice | None:
+        """Store `voice`; the voice as stored (enrolled now, embedding in float32), or None
+        when the name is taken and not `replace`."""
 
-        def work(tx: Tx) -> bool:
+        def work(tx: Tx) -> Voice | None:
             taken = tx.one("SELECT name FROM speakers WHERE name = ?", (voice.name,))
             if taken and not replace:
-                return False
+                return None
             if taken:
                 tx.count("DELETE FROM speakers WHERE name = ?", (voice.name,))
-            blob = np.asarray(voice.embedding, dtype=EMBEDDING_DTYPE).tobytes()
+            blob, now = _blob(voice.embedding), self._clock()
+            row: Row = (voice.name, blob, voice.embedding_model, voice.speech_seconds, now)
             tx.count(
                 "INSERT INTO speakers (name, embedding, embedding_model, speech_seconds,"
                 " enrolled_at) VALUES (?, ?, ?, ?, ?)",
-                (voice.name, blob, voice.embedding_model, voice.speech_seconds, self._clock()),
+                row,
             )
-            return True
+            return _voice(row)
 
         return self._db.run(work)
 
@@ -77,3 +78,7 @@ def _voice(row: Row) -> Voice:
         float(seconds),
         float(enrolled_at),
     )
+
+
+def _blob(embedding: tuple[float, ...]) -> bytes:
+    return np.asarray(embedding, dtype=EMBEDDING_DTYPE).tobytes()
