@@ -12,7 +12,11 @@ Window inference runs once per step; only clustering is repeated per setting.
 pyannote's stock whole-file pipeline (per-window CAM++, threshold 0.6) is the
 reference row.
 
-Usage: .venv/bin/python bench/diarizer_tuning.py [--data DIR] [--threads 2]
+Then the margin by which a pause-separated run of a window's speaker must be closer
+to another speaker to move there (`diarizer.runs`), at the default clustering; its own
+section, which `--runs-only` measures alone.
+
+Usage: .venv/bin/python bench/diarizer_tuning.py [--data DIR] [--threads 2] [--runs-only]
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ THRESHOLDS = {
 SIZES = (4, 6, 7, 8, 9, 10, 12, 15)
 """Minimum cluster sizes (in 1 s windows) swept at the default linkage and threshold."""
 STEPS = (1.0, 2.0)
+RUN_MARGINS = (0.0, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 2.0)
+"""Speech-run margins (`diarizer.runs`) swept at the default clustering; 2: runs never move."""
 Scored = list[tuple[Annotation, Annotation, float]]
 
 
@@ -77,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs-only", action="store_true", help="sweep the run margin only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recordings = clips(args.data)
@@ -87,6 +94,16 @@ def main() -> None:
         [recording("sample", args.data)],
         [(talk.audio, talk.reference)],
     ]
+    models = (load_segmentation(), CamPlusPlus())
+    analyses = [[(analysed(models, a, 1.0), ref, seconds(a)) for a, ref in g] for g in sets]
+    run_margins(analyses, args.threads)
+    if not args.runs_only:
+        clustering(sets, models, args.threads)
+
+
+def clustering(
+    sets: list[list[tuple[Samples, Annotation]]], models: tuple[object, CamPlusPlus], threads: int
+) -> None:
     stock = stock_pipeline()
     rows = [
         _row(
@@ -99,7 +116,6 @@ def main() -> None:
         )
     ]
     print(rows[-1], flush=True)
-    models = (load_segmentation(), CamPlusPlus())
     for step in STEPS:
         analyses = [[(analysed(models, a, step), ref, seconds(a)) for a, ref in g] for g in sets]
         for setting in swept(step):
@@ -113,11 +129,8 @@ def main() -> None:
             print(rows[-1], flush=True)
     lines = [
         "Command: `python bench/diarizer_tuning.py`.",
-        f"Machine: {machine()}; torch threads {args.threads}.",
-        "DER (overlap scored, collar 0 / 0.25 s) over the ten dev clips diarized one by one, "
-        "over the same clips joined into one 5-minute recording (21 speakers), on "
-        "`sample.wav` (2 speakers) and on the Asterisk conversation (6 min, en/fr/es prompts, "
-        "2 voices); in brackets, the speakers found in a single recording.",
+        f"Machine: {machine()}; torch threads {threads}.",
+        f"{SETS}; in brackets, the speakers found in a single recording.",
         "",
         "| embeddings | step (s) / threshold / min cluster size | clips DER | joined DER "
         "| sample.wav DER | conversation DER |",
@@ -125,6 +138,40 @@ def main() -> None:
         *rows,
     ]
     write_section("Diarizer clustering tuning", "\n".join(lines))
+
+
+def run_margins(
+    analyses: list[list[tuple[IncrementalDiarizer, Annotation, float]]], threads: int
+) -> None:
+    """The run margin swept at the default clustering, from the same window analyses."""
+    rows = []
+    for margin in RUN_MARGINS:
+        setting = ClusteringSettings(run_margin=margin)
+        scored = [
+            [(ref, d.finish(settings=setting).turns, length) for d, ref, length in group]
+            for group in analyses
+        ]
+        rows.append(_row("whospoke pooled CAM++, average linkage 0.39 / 8", f"{margin:g}", scored))
+        print(rows[-1], flush=True)
+    lines = [
+        "Command: `python bench/diarizer_tuning.py --runs-only` (also part of the full run).",
+        f"Machine: {machine()}; torch threads {threads}.",
+        f"{SETS}. Margin: how much closer (cosine similarity) a pause-separated run of a "
+        "window's local speaker must be to another speaker's centroid to move there "
+        "(`diarizer/runs.py`); 2: runs never move (the clustering alone).",
+        "",
+        "| embeddings | run margin | clips DER | joined DER | sample.wav DER | conversation DER |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
+    write_section("Diarizer speech runs", "\n".join(lines))
+
+
+SETS = (
+    "DER (overlap scored, collar 0 / 0.25 s) over the ten dev clips diarized one by one, "
+    "over the same clips joined into one 5-minute recording (21 speakers), on `sample.wav` "
+    "(2 speakers) and on the Asterisk conversation (6 min, en/fr/es prompts, 2 voices)"
+)
 
 
 def swept(step: float) -> list[ClusteringSettings]:

@@ -15,7 +15,9 @@ import torch
 from diarizer.incremental import ClusteringSettings
 from diarizer.models import CamPlusPlus, load_segmentation
 
-STOCK_CLUSTERING = ClusteringSettings(threshold=0.6, method="centroid", min_cluster_size=12)
+STOCK_CLUSTERING = ClusteringSettings(
+    threshold=0.6, method="centroid", min_cluster_size=12, run_margin=2.0
+)
 STOCK_PARAMETERS: dict[str, Any] = {
     "segmentation": {"min_duration_off": 0.0},
     "clustering": {

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diarizer.engine import EMBEDDING_MODES, DiarizerModelConfig
-from diarizer.incremental import LINKAGES, ClusteringSettings
+from diarizer.incremental import LINKAGES, RUN_MARGIN, ClusteringSettings
 from diarizer.onnx_segmentation import RUNTIMES
 from whospoke.common.config import (
     EnvParser,
@@ -49,6 +49,15 @@ def _clustering_flags(p: EnvParser) -> None:
         maximum=2.0,
     )
     p.flag("min-cluster-size", 8, "clusters with fewer embeddings are merged", type=int, minimum=1)
+    p.flag(
+        "run-reassign-margin",
+        RUN_MARGIN,
+        "how much closer (cosine similarity) a pause-separated run of a window's speaker must "
+        "be to another speaker to move there; 2 turns this off",
+        type=float,
+        minimum=0.0,
+        maximum=2.0,
+    )
 
 
 def parser() -> EnvParser:
@@ -143,6 +152,7 @@ def load_config(argv: Sequence[str] | None = None) -> DiarizerConfig:
                 threshold=args.clustering_threshold,
                 method=args.clustering_linkage,
                 min_cluster_size=args.min_cluster_size,
+                run_margin=args.run_reassign_margin,
             ),
         ),
         max_concurrent_streams=args.max_concurrent_streams,

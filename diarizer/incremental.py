@@ -22,11 +22,13 @@ from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
 
+from diarizer import runs
 from diarizer.clustering import BoundedClustering
 from diarizer.embedders import WINDOW_SAMPLES, Embedder, Window
 from whospoke.common.audio import SAMPLE_RATE, Samples
 
 LINKAGES = ("average", "centroid")
+RUN_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class ClusteringSettings:
     method: str = "average"
     min_cluster_size: int = 8
     min_duration_off: float = 0.0
+    run_margin: float = RUN_MARGIN
+    """How much closer (cosine similarity) a speech run must be to another speaker's
+    centroid to move there (`diarizer.runs`); 2 or more: runs never move."""
 
 
 class Segmentation(Protocol):
@@ -98,6 +103,8 @@ class IncrementalDiarizer:
         self._segmentations: list[np.ndarray[Any, Any]] = []
         self._pending: list[Window] = []
         self._embeddings: list[np.ndarray[Any, Any]] = []
+        self._runs: list[np.ndarray[Any, Any]] = []
+        self._run_embeddings: list[np.ndarray[Any, Any]] = []
 
     @property
     def received_samples(self) -> int:
@@ -125,12 +132,21 @@ class IncrementalDiarizer:
             if starts:
                 self._segment(starts)
             embedded = self._embedder.embed(self._pending, self._read, self._received, final)
-            self._embeddings += embedded
+            for vectors in embedded:
+                self._keep(vectors)
             self._pending = self._pending[len(embedded) :]
             self._trim()
             if not starts and not embedded:
                 return
             yield self.analysed_samples
+
+    def _keep(self, vectors: np.ndarray[Any, Any]) -> None:
+        """One window's embeddings: its local speakers' and its speech runs'."""
+        index = len(self._embeddings)
+        activity = self._segmentations[index]
+        speakers = activity.shape[1]
+        self._embeddings.append(vectors[:speakers])
+        self._run_embeddings.append(vectors[speakers:])
 
     def _ready_windows(self, final: bool) -> list[int]:
         """Starts of the next windows to segment, as pyannote's `Inference.slide` places them.
@@ -177,8 +193,11 @@ class IncrementalDiarizer:
         scores = self._segmentation(batch[:, None].to(device))
         activity = self._powerset.to_multilabel(scores).cpu().numpy().astype(np.uint8)
         for start, frames in zip(starts, activity, strict=True):
+            split = runs.split(frames, frames.shape[0] * SAMPLE_RATE / WINDOW_SAMPLES)
             self._segmentations.append(frames)
-            self._pending.append(Window(start, frames))
+            self._runs.append(split)
+            both = np.concatenate([frames, runs.masks(frames, split)], axis=1)
+            self._pending.append(Window(start, both))
 
     def finish(
         self,
@@ -223,7 +242,10 @@ class IncrementalDiarizer:
         )
         count.data = np.minimum(count.data, high).astype(np.int8)
         hard[np.sum(segmentations.data, axis=1) == 0] = -2
-        clustered = self._clustered(segmentations, hard)
+        moves = runs.reassign(
+            hard, self._runs, self._run_embeddings, centroids, settings.run_margin
+        )
+        clustered = self._clustered(segmentations, hard, moves)
         turns = self._annotate(clustered, count)
         count.data = np.minimum(count.data, 1).astype(np.int8)
         exclusive = self._annotate(clustered, count)
@@ -238,13 +260,17 @@ class IncrementalDiarizer:
 
     @staticmethod
     def _clustered(
-        segmentations: SlidingWindowFeature, hard: np.ndarray[Any, Any]
+        segmentations: SlidingWindowFeature,
+        hard: np.ndarray[Any, Any],
+        moves: dict[int, runs.Moves],
     ) -> SlidingWindowFeature:
         """Per-window activity of each global speaker (NaN where a window lacks it)."""
         num_chunks, num_frames, _ = segmentations.data.shape
         num_clusters = int(np.max(hard)) + 1
         clustered = np.full((num_chunks, num_frames, max(num_clusters, 1)), np.nan, np.float32)
         for c, (cluster, (_, segmentation)) in enumerate(zip(hard, segmentations, strict=True)):
+            if c in moves:
+                segmentation, cluster = moves[c].apply(segmentation, cluster)
             for k in np.unique(cluster):
                 if k == -2:
                     continue

@@ -3,9 +3,9 @@ voices enrolled from prompts the conversation does not use are named in it, and 
 not enrolled stays anonymous.
 
 The shares of each voice's speech that carry its name are bounded by the diarization
-itself (bench/speakers_bench.py: every speaker takes the right name, but the clustering
-gives 5.6 % of Allison's and 22.6 % of June's speech to the other speaker); the bounds
-here leave 4-5 points for other CPUs' kernels.
+itself (bench/speakers_bench.py: every speaker takes the right name, and 95.4 % of
+Allison's and 96.7 % of June's speech is under it; the rest is the diarization's
+error); the bounds here leave 5-6 points for other CPUs' kernels.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ async def test_enrolled_voices_are_named_and_others_stay_anonymous(
         shares = named(result, talk)
         assert {s.speaker for s in result.speakers} == {"Allison", "June"}
         assert shares[allison]["Allison"] >= 0.90, shares
-        assert shares[june]["June"] >= 0.72, shares
+        assert shares[june]["June"] >= 0.90, shares
         assert all(s.known_speaker_similarity >= 0.8 for s in result.speakers)
 
         await speakers.DeleteSpeaker(spb.DeleteSpeakerRequest(name="June"))
@@ -102,5 +102,5 @@ async def test_enrolled_voices_are_named_and_others_stay_anonymous(
         shares = named(result, talk)
         her_label = max(shares[june], key=shares[june].__getitem__)
         assert her_label.startswith("SPEAKER_"), shares  # June, not enrolled: anonymous
-        assert shares[june].get("Allison", 0.0) <= 0.27, shares
+        assert shares[june].get("Allison", 0.0) <= 0.09, shares
         assert shares[allison]["Allison"] >= 0.90, shares
