@@ -75,6 +75,7 @@ bench: venv testdata
 	$(BIN)/python bench/orchestrator_bench.py
 	$(BIN)/python bench/accuracy_bench.py
 	$(BIN)/python bench/speakers_bench.py
+	$(BIN)/python bench/live_diarization_bench.py
 	$(BIN)/python bench/jobs_bench.py
 	$(BIN)/python bench/gateway_bench.py
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from whospoke.common.audio import Samples
-from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput
+from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, Turn
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,11 @@ class DiarizationSession(Protocol):
 
     def finish(self) -> DiarizationOutput:
         """Cluster and build the turns (after the last `run(final=True)`)."""
+        ...
+
+    def live_turns(self) -> tuple[tuple[Turn, ...], float]:
+        """Provisional turns found since the last call, and up to where (seconds) turns
+        have been given; nothing unless the options asked for live turns."""
         ...
 
 

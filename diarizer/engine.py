@@ -126,6 +126,9 @@ class PyannoteEngine:
             batch_size=self._config.batch_size,
             settings=self._config.clustering,
         )
+        if options.live_turns:
+            most = options.num_speakers or options.max_speakers
+            diarizer.go_live(options.live_latency_seconds, most)
         return PyannoteSession(diarizer, options)
 
 
@@ -133,6 +136,9 @@ class PyannoteSession:
     def __init__(self, diarizer: IncrementalDiarizer, options: DiarizationOptions) -> None:
         self._diarizer = diarizer
         self._options = options
+
+    def live_turns(self) -> tuple[tuple[Turn, ...], float]:
+        return self._diarizer.live_turns()
 
     @property
     def received_seconds(self) -> float:

@@ -25,7 +25,9 @@ from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeatu
 from diarizer import runs
 from diarizer.clustering import BoundedClustering
 from diarizer.embedders import WINDOW_SAMPLES, Embedder, Window
+from diarizer.online import OnlineDiarizer
 from whospoke.common.audio import SAMPLE_RATE, Samples
+from whospoke.contract.diarization import Turn
 
 LINKAGES = ("average", "centroid")
 RUN_MARGIN = 0.1
@@ -91,6 +93,7 @@ class IncrementalDiarizer:
         settings: ClusteringSettings | None = None,
     ) -> None:
         self._segmentation = segmentation
+        self._live: OnlineDiarizer | None = None
         self._embedder = embedder
         self._step = round(step_seconds * SAMPLE_RATE)
         self._batch_size = batch_size
@@ -120,6 +123,18 @@ class IncrementalDiarizer:
         done = len(self._embeddings)
         return 0 if not done else min(self._received, (done - 1) * self._step + WINDOW_SAMPLES)
 
+    def go_live(self, latency: float, max_speakers: int | None = None) -> None:
+        """Track speakers as windows are analysed, for provisional turns (`live_turns`)."""
+        frames = self._segmentation.receptive_field
+        self._live = OnlineDiarizer(frames.step, frames.duration / 2, latency, max_speakers)
+
+    def live_turns(self) -> tuple[tuple[Turn, ...], float]:
+        """Provisional turns found since the last call, and up to where turns were given."""
+        if self._live is None:
+            return (), 0.0
+        turns, until = self._live.take()
+        return tuple(turns), until
+
     def push(self, samples: Samples) -> None:
         with self._lock:
             self._buffer = np.concatenate([self._buffer, samples])
@@ -137,7 +152,11 @@ class IncrementalDiarizer:
             self._pending = self._pending[len(embedded) :]
             self._trim()
             if not starts and not embedded:
+                if final and self._live:
+                    self._live.emit(self._received / SAMPLE_RATE, final=True)
                 return
+            if self._live and embedded:
+                self._live.emit(self.analysed_samples / SAMPLE_RATE)
             yield self.analysed_samples
 
     def _keep(self, vectors: np.ndarray[Any, Any]) -> None:
@@ -147,6 +166,8 @@ class IncrementalDiarizer:
         speakers = activity.shape[1]
         self._embeddings.append(vectors[:speakers])
         self._run_embeddings.append(vectors[speakers:])
+        if self._live:
+            self._live.add(index * self._step / SAMPLE_RATE, activity, vectors[:speakers])
 
     def _ready_windows(self, final: bool) -> list[int]:
         """Starts of the next windows to segment, as pyannote's `Inference.slide` places them.

@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from diarizer.config import DiarizerConfig
-from diarizer.domain import DiarizationEngine
+from diarizer.domain import DiarizationEngine, DiarizationSession
 from whospoke.common.errors import Unavailable
 from whospoke.common.feeder import StreamLimits
 from whospoke.common.gpu import PROCESS_MONITOR, GpuMonitor, cuda_index, snapshot
@@ -24,7 +24,7 @@ from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
 from whospoke.common.server import ServiceSpec
 from whospoke.common.streaming import PROGRESS, StreamAdmission, open_stream, run_session
-from whospoke.contract.diarization import options_from_pb, result_to_pb
+from whospoke.contract.diarization import live_turns_to_pb, options_from_pb, result_to_pb
 from whospoke.v1 import diarizer_pb2 as pb
 from whospoke.v1 import diarizer_pb2_grpc as pb_grpc
 
@@ -89,12 +89,16 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
                 async with aclosing(stream):
                     async for item in stream:
                         if item is PROGRESS:
+                            for response in _live(session):
+                                yield response
                             yield pb.DiarizeResponse(
                                 progress=pb.DiarizationProgress(
                                     received_seconds=session.received_seconds,
                                     analysed_seconds=session.analysed_seconds,
                                 )
                             )
+                for response in _live(session):
+                    yield response
                 output = await asyncio.to_thread(session.finish)
             elapsed = time.perf_counter() - started
             self._metrics.record_job(session.received_seconds, elapsed)
@@ -102,6 +106,12 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
             if gpu.stats is not None:
                 result.device.CopyFrom(gpu.stats)
             yield pb.DiarizeResponse(result=result)
+
+
+def _live(session: DiarizationSession) -> list[pb.DiarizeResponse]:
+    """The live turns found since the last call, if any (a stream that asked for them)."""
+    turns, until = session.live_turns()
+    return [pb.DiarizeResponse(live=live_turns_to_pb(turns, until))] if turns else []
 
 
 def build_spec(

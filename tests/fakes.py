@@ -1,7 +1,8 @@
-"""The one module of fakes: engines for the servicer tests, backends for the orchestrator's.
+"""Fakes: engines for the servicer tests, backends for the orchestrator's.
 
-- `FakeTranscriptionEngine` / `FakeDiarizationEngine`: deterministic, instant engines
-  behind the transcriber's and diarizer's servicers (real gRPC servers, no models).
+- `FakeTranscriptionEngine` / `FakeDiarizationEngine` (tests/fake_diarization.py,
+  re-exported here): deterministic, instant engines behind the transcriber's and
+  diarizer's servicers (real gRPC servers, no models).
 - `FakeTranscriber` / `FakeDiarizer`: backends for an in-process orchestrator
   (`harness`, `serve`), which can hold, fail and record cancellation.
 - `PipedFile`: a file that arrives in two parts, the second when the test says, so
@@ -21,7 +22,6 @@ from typing import Any
 import grpc
 import numpy as np
 
-from diarizer.domain import DiarizerEngineInfo
 from orchestrator.config import BackendsConfig, OrchestratorConfig, UploadsConfig
 from orchestrator.domain import (
     AudioSource,
@@ -37,6 +37,8 @@ from orchestrator.domain import (
 )
 from orchestrator.pools import TranscriberPools
 from orchestrator.server import build_spec
+from tests.fake_diarization import FakeDiarizationEngine as FakeDiarizationEngine
+from tests.fake_diarization import FakeDiarizationSession as FakeDiarizationSession
 from transcriber.domain import EngineInfo
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
 from whospoke.common.audio import wav_bytes as encode_wav
@@ -148,69 +150,6 @@ class FakeTranscriptionEngine:
         session = FakeTranscriptionSession(options, self.gate, self.fail_with)
         self.sessions.append(session)
         return session
-
-
-class FakeDiarizationSession:
-    """Two speakers alternating every second; analyses everything it receives."""
-
-    def __init__(self, options: DiarizationOptions) -> None:
-        self.options = options
-        self.received = 0
-        self.analysed = 0
-
-    @property
-    def received_seconds(self) -> float:
-        return seconds(self.received)
-
-    @property
-    def analysed_seconds(self) -> float:
-        return seconds(self.analysed)
-
-    @property
-    def buffered_seconds(self) -> float:
-        return seconds(self.received - self.analysed)
-
-    def push(self, samples: Samples) -> None:
-        self.received += samples.size
-
-    def run(self, final: bool, stop: threading.Event) -> Iterator[float]:
-        self.analysed = self.received
-        yield self.analysed_seconds
-
-    def finish(self) -> DiarizationOutput:
-        whole = int(self.received_seconds)
-        turns = tuple(Turn(i, i + 1, f"SPEAKER_0{i % 2}") for i in range(whole))
-        speakers = tuple(
-            SpeakerInfo(label, float(len([t for t in turns if t.speaker == label])), (0.5, 0.5))
-            for label in sorted({t.speaker for t in turns})
-        )
-        return DiarizationOutput(turns, turns, speakers)
-
-
-class FakeDiarizationEngine:
-    ready = True
-
-    def __init__(self) -> None:
-        self.sessions: list[FakeDiarizationSession] = []
-
-    def load(self) -> None:
-        pass
-
-    def info(self) -> DiarizerEngineInfo:
-        return DiarizerEngineInfo(
-            segmentation_model="seg",
-            embedding_model="emb",
-            embedding_mode="pooled",
-            device="cpu",
-            clustering_method="centroid",
-            clustering_threshold=0.6,
-            min_cluster_size=12,
-            window_step_seconds=1.0,
-        )
-
-    def open_session(self, options: DiarizationOptions) -> FakeDiarizationSession:
-        self.sessions.append(FakeDiarizationSession(options))
-        return self.sessions[-1]
 
 
 @dataclass

@@ -71,6 +71,25 @@ async def test_progress_then_one_result() -> None:
     assert engine.sessions[0].options == DiarizationOptions(None, 2, 3)
 
 
+async def test_live_turns_come_while_the_audio_arrives_each_once() -> None:
+    engine = FakeEngine()
+    async with serve(engine) as stub:
+        responses = await call(stub, [config(live_turns=True), *audio(4)])
+    kinds = [r.WhichOneof("response") for r in responses]
+    assert kinds[-1] == "result" and kinds.index("live") < kinds.index("progress", 1)
+    live = [r.live for r in responses if r.HasField("live")]
+    turns = [(t.start_seconds, t.speaker) for message in live for t in message.turns]
+    assert turns == [(0, "SPEAKER_00"), (1, "SPEAKER_01"), (2, "SPEAKER_00"), (3, "SPEAKER_01")]
+    assert [m.until_seconds for m in live] == sorted(m.until_seconds for m in live)
+    assert engine.sessions[0].options.live_latency_seconds == 2.0  # 0 asks for the default
+
+
+async def test_no_live_turns_unless_asked() -> None:
+    async with serve(FakeEngine()) as stub:
+        responses = await call(stub, [config(), *audio(3)])
+    assert not any(r.HasField("live") for r in responses)
+
+
 async def test_turn_output_and_embeddings_are_honoured() -> None:
     async with serve(FakeEngine()) as stub:
         exclusive = await call(
@@ -89,9 +108,13 @@ async def test_turn_output_and_embeddings_are_honoured() -> None:
         ({"min_speakers": 3, "max_speakers": 2}, "config.min_speakers: 3 is greater than"),
         ({"num_speakers": 2, "max_speakers": 3}, "config.num_speakers: give either"),
         ({"turn_output": 9}, "config.turn_output: unknown value 9"),
+        (
+            {"live_turns": True, "live_latency_seconds": 0.2},
+            "config.live_latency_seconds: must be from 0.5 to 10 s (or 0), got 0.2",
+        ),
     ],
 )
-async def test_bad_configs_are_invalid_argument(fields: dict[str, int], text: str) -> None:
+async def test_bad_configs_are_invalid_argument(fields: dict[str, object], text: str) -> None:
     """The config alone: audio written after the server has refused it could come back as
     INTERNAL instead of the server's status (grpc/grpc#36066, grpcio's asyncio client)."""
     async with serve(FakeEngine()) as stub:

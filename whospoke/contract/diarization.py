@@ -9,6 +9,9 @@ from whospoke.common.errors import InvalidArgument
 from whospoke.v1 import diarizer_pb2 as pb
 
 SPEAKER_COUNTS = ("num_speakers", "min_speakers", "max_speakers")
+LIVE_LATENCY_SECONDS = 2.0
+"""Provisional turns' default delay: the bench's trade-off of accuracy and delay."""
+LIVE_LATENCY_RANGE = (0.5, 10.0)
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,9 @@ class DiarizationOptions:
     max_speakers: int | None = None
     return_embeddings: bool = False
     """Each speaker's centroid embedding in the result (known speakers need them)."""
+    live_turns: bool = False
+    """Provisional turns while the audio arrives (live streams)."""
+    live_latency_seconds: float = LIVE_LATENCY_SECONDS
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,33 @@ def options_from_pb(config: pb.DiarizationConfig, field: str = "config") -> Diar
         )
     if config.turn_output not in pb.TurnOutput.values():
         raise InvalidArgument(f"{field}.turn_output: unknown value {config.turn_output}")
-    return DiarizationOptions(counts.get("num_speakers"), low, high, config.return_embeddings)
+    return DiarizationOptions(
+        counts.get("num_speakers"),
+        low,
+        high,
+        config.return_embeddings,
+        config.live_turns,
+        live_latency(config.live_latency_seconds, f"{field}.live_latency_seconds"),
+    )
+
+
+def live_latency(value: float, field: str) -> float:
+    """The latency asked for (0: the default), checked against its range."""
+    if value == 0:
+        return LIVE_LATENCY_SECONDS
+    low, high = LIVE_LATENCY_RANGE
+    if not low <= value <= high:
+        raise InvalidArgument(f"{field}: must be from {low:g} to {high:g} s (or 0), got {value:g}")
+    return value
 
 
 def options_to_pb(options: DiarizationOptions) -> pb.DiarizationConfig:
     """The config asking for both kinds of turns, as the orchestrator needs."""
     config = pb.DiarizationConfig(
-        turn_output=pb.TURN_OUTPUT_BOTH, return_embeddings=options.return_embeddings
+        turn_output=pb.TURN_OUTPUT_BOTH,
+        return_embeddings=options.return_embeddings,
+        live_turns=options.live_turns,
+        live_latency_seconds=options.live_latency_seconds if options.live_turns else 0.0,
     )
     for name in SPEAKER_COUNTS:
         value = getattr(options, name)
@@ -117,6 +143,10 @@ def output_from_pb(result: pb.DiarizationResult) -> DiarizationOutput:
 
 def turn_to_pb(turn: Turn) -> pb.SpeakerTurn:
     return pb.SpeakerTurn(start_seconds=turn.start, end_seconds=turn.end, speaker=turn.speaker)
+
+
+def live_turns_to_pb(turns: Iterable[Turn], until: float) -> pb.LiveTurns:
+    return pb.LiveTurns(turns=[turn_to_pb(t) for t in turns], until_seconds=until)
 
 
 def turns_from_pb(turns: Iterable[pb.SpeakerTurn]) -> tuple[Turn, ...]:

@@ -93,6 +93,8 @@ class DiarizationConfig(_message.Message):
     MAX_SPEAKERS_FIELD_NUMBER: _builtins.int
     TURN_OUTPUT_FIELD_NUMBER: _builtins.int
     RETURN_EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    LIVE_TURNS_FIELD_NUMBER: _builtins.int
+    LIVE_LATENCY_SECONDS_FIELD_NUMBER: _builtins.int
     num_speakers: _builtins.int
     """Exact number of speakers, at least 1."""
     min_speakers: _builtins.int
@@ -103,6 +105,14 @@ class DiarizationConfig(_message.Message):
     """Which turn lists to return."""
     return_embeddings: _builtins.bool
     """Whether each speaker's centroid embedding is returned."""
+    live_turns: _builtins.bool
+    """Whether provisional turns are sent while the audio arrives (`DiarizeResponse.live`),
+    for live streams. The result at the end comes from the offline clustering either way.
+    """
+    live_latency_seconds: _builtins.float
+    """With `live_turns`: how long after the audio has been received its provisional turns
+    are sent, in seconds, 0.5 to 10; 0 means 2 s. Longer is more accurate.
+    """
     def __init__(
         self,
         *,
@@ -111,10 +121,12 @@ class DiarizationConfig(_message.Message):
         max_speakers: _builtins.int | None = ...,
         turn_output: Global___TurnOutput.ValueType = ...,
         return_embeddings: _builtins.bool = ...,
+        live_turns: _builtins.bool = ...,
+        live_latency_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "return_embeddings", b"return_embeddings", "turn_output", b"turn_output"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers", "_min_speakers", b"_min_speakers", "_num_speakers", b"_num_speakers", "live_latency_seconds", b"live_latency_seconds", "live_turns", b"live_turns", "max_speakers", b"max_speakers", "min_speakers", b"min_speakers", "num_speakers", b"num_speakers", "return_embeddings", b"return_embeddings", "turn_output", b"turn_output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_speakers: _TypeAlias = _typing.Literal["max_speakers"]  # noqa: Y015
     _WhichOneofArgType__max_speakers: _TypeAlias = _typing.Literal["_max_speakers", b"_max_speakers"]  # noqa: Y015
@@ -139,6 +151,7 @@ class DiarizeResponse(_message.Message):
 
     PROGRESS_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    LIVE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def progress(self) -> Global___DiarizationProgress:
         """How far the stream has got."""
@@ -147,21 +160,60 @@ class DiarizeResponse(_message.Message):
     def result(self) -> Global___DiarizationResult:
         """Sent once, last, after the request stream ended."""
 
+    @_builtins.property
+    def live(self) -> Global___LiveTurns:
+        """Provisional turns of a live stream (`DiarizationConfig.live_turns`)."""
+
     def __init__(
         self,
         *,
         progress: Global___DiarizationProgress | None = ...,
         result: Global___DiarizationResult | None = ...,
+        live: Global___LiveTurns | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "response", b"response", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["live", b"live", "progress", b"progress", "response", b"response", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "response", b"response", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["live", b"live", "progress", b"progress", "response", b"response", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_response: _TypeAlias = _typing.Literal["progress", "result"]  # noqa: Y015
+    _WhichOneofReturnType_response: _TypeAlias = _typing.Literal["progress", "result", "live"]  # noqa: Y015
     _WhichOneofArgType_response: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_response) -> _WhichOneofReturnType_response | None: ...
 
 Global___DiarizeResponse: _TypeAlias = DiarizeResponse  # noqa: Y015
+
+@_typing.final
+class LiveTurns(_message.Message):
+    """Provisional speaker turns of a live stream. Speakers are tracked as they appear and
+    keep their labels through the stream; each message goes on where the previous one
+    ended, and the final result, from the offline clustering, supersedes them all (its
+    labels may differ).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURNS_FIELD_NUMBER: _builtins.int
+    UNTIL_SECONDS_FIELD_NUMBER: _builtins.int
+    until_seconds: _builtins.float
+    """Audio up to this point, in seconds from the stream start, has provisional turns."""
+    @_builtins.property
+    def turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___SpeakerTurn]:
+        """The turns from the previous message's `until_seconds` to this one's; a turn cut at
+        that boundary may go on in the next message with the same speaker.
+        """
+
+    def __init__(
+        self,
+        *,
+        turns: _abc.Iterable[Global___SpeakerTurn] | None = ...,
+        until_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["turns", b"turns", "until_seconds", b"until_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiveTurns: _TypeAlias = LiveTurns  # noqa: Y015
 
 @_typing.final
 class DiarizationProgress(_message.Message):

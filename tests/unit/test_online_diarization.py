@@ -1,0 +1,91 @@
+"""Online diarization: centroid tracking of window speakers and provisional turns with latency."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diarizer.online import CentroidTracker, LiveTurns, OnlineDiarizer
+
+STEP = 0.1
+"""Frame step in these tests: 100 frames = a 10 s window."""
+ANNA, BEN, CLEO = np.eye(4)[0], np.eye(4)[1], np.eye(4)[2]
+
+
+def window(*spans: tuple[int, int, int], frames: int = 100) -> np.ndarray:
+    out = np.zeros((frames, 3), dtype=np.uint8)
+    for speaker, start, end in spans:
+        out[start:end, speaker] = 1
+    return out
+
+
+def vectors(*voices: np.ndarray) -> np.ndarray:
+    out = np.full((3, 4), np.nan)
+    for i, voice in enumerate(voices):
+        out[i] = voice
+    return out
+
+
+def test_the_same_voice_keeps_its_label_across_windows_and_local_slots() -> None:
+    tracker = CentroidTracker(min_update_frames=10)
+    first = tracker.assign(window((0, 0, 50), (1, 50, 100)), vectors(ANNA, BEN))
+    second = tracker.assign(window((0, 0, 50), (1, 50, 100)), vectors(BEN + 0.1 * ANNA, ANNA))
+    assert first.tolist() == [0, 1, -1]
+    assert second.tolist() == [1, 0, -1]
+
+
+def test_a_short_unknown_voice_does_not_start_a_speaker() -> None:
+    tracker = CentroidTracker(min_update_frames=10)
+    tracker.assign(window((0, 0, 50)), vectors(ANNA))
+    # a new voice heard for 5 frames goes to the nearest free speaker, if any
+    labels = tracker.assign(window((0, 0, 50), (1, 60, 65)), vectors(ANNA, CLEO))
+    assert labels.tolist() == [0, -1, -1] and len(tracker.sums) == 1
+    labels = tracker.assign(window((0, 0, 50), (1, 60, 90)), vectors(ANNA, CLEO))
+    assert labels.tolist() == [0, 1, -1] and len(tracker.sums) == 2
+
+
+def test_max_speakers_caps_the_speakers_started() -> None:
+    tracker = CentroidTracker(min_update_frames=10, max_speakers=1)
+    tracker.assign(window((0, 0, 50)), vectors(ANNA))
+    labels = tracker.assign(window((0, 0, 40), (1, 50, 100)), vectors(ANNA, BEN))
+    assert labels.tolist() == [0, -1, -1] and len(tracker.sums) == 1
+
+
+def test_turns_wait_for_the_latency_and_are_sent_once() -> None:
+    turns = LiveTurns(frame_step=STEP, frame_offset=0.0, latency=2.0)
+    turns.add(0.0, window((0, 0, 50), (1, 50, 100)), np.array([0, 1, -1]))
+    early = turns.emit(analysed=10.0)
+    assert [(t.start, round(t.end, 6), t.speaker) for t in early] == [
+        (0.0, 5.0, "SPEAKER_00"),
+        (5.0, 8.0, "SPEAKER_01"),
+    ]
+    assert turns.emit(analysed=10.0) == []
+    turns.add(1.0, window((0, 40, 90)), np.array([1, -1, -1]))  # 5-10 s again, then to 10 s
+    later = turns.emit(analysed=11.0)
+    assert [(t.start, round(t.end, 6)) for t in later] == [(8.0, 9.0)]
+    rest = turns.emit(analysed=0.0, final=True)
+    assert [(t.start, round(t.end, 6), t.speaker) for t in rest] == [(9.0, 10.0, "SPEAKER_01")]
+    assert turns.emitted_seconds == 11.0
+
+
+def test_a_frame_takes_the_speaker_most_windows_agree_on() -> None:
+    turns = LiveTurns(frame_step=STEP, frame_offset=0.0, latency=0.0)
+    turns.add(0.0, window((0, 0, 100)), np.array([0, -1, -1]))
+    turns.add(0.0, window((0, 0, 100)), np.array([1, -1, -1]))
+    turns.add(0.0, window((0, 0, 30)), np.array([1, -1, -1]))
+    found = turns.emit(analysed=10.0)
+    assert [(t.start, round(t.end, 6), t.speaker) for t in found] == [
+        (0.0, 3.0, "SPEAKER_01"),
+        (3.0, 10.0, "SPEAKER_00"),
+    ]
+
+
+def test_the_online_diarizer_hands_over_each_turn_once() -> None:
+    online = OnlineDiarizer(frame_step=STEP, frame_offset=0.0, latency=1.0)
+    online.add(0.0, window((0, 0, 100)), vectors(ANNA))
+    online.emit(10.0)
+    turns, until = online.take()
+    assert [t.speaker for t in turns] == ["SPEAKER_00"] and until == 9.0
+    assert online.take() == ([], 9.0)
+    online.emit(10.0, final=True)
+    turns, until = online.take()
+    assert [(t.start, round(t.end, 6)) for t in turns] == [(9.0, 10.0)] and until == 10.0
