@@ -1,7 +1,9 @@
 """One `Process` job: wait for a slot, decode once, fan out to both backends, merge.
 
 Transcription and diarization run concurrently on the same decoded audio; their
-events are interleaved into one stream as they come. Leaving the stream early
+events are interleaved into one stream as they come. The known voices a job looks
+for (its references need the diarizer's embeddings) are found alongside, so they
+never delay the transcript; the turns wait for them only if they come first. Leaving the stream early
 (client cancel, deadline, error) cancels both backend calls. The audio is decoded
 into a spool file (`orchestrator.spool`) inside the job's slot: decoding stops at
 the duration limit and when the job is cancelled, and the slot is freed only once
@@ -47,6 +49,7 @@ from orchestrator.progress import (
     JobWarning,
     ProgressUpdate,
     RunState,
+    VoicesFound,
     closing_warnings,
     progress,
 )
@@ -146,7 +149,6 @@ class JobRunner:
                 async for update in _while_decoding(decoding, options, state):
                     yield update
                 audio = decoding.result()
-                state.voices = await self._voices(options)
                 state.decode_done = state.started = time.perf_counter()
                 state.audio_seconds = audio.duration_seconds
                 yield progress(options, state, state.started)
@@ -209,6 +211,7 @@ class JobRunner:
     async def _fan_out(
         self, audio: SpooledAudio, options: JobOptions, state: RunState
     ) -> AsyncIterator[JobEvent]:
+        """Both backends (and the lookup of known voices) at once, their events as they come."""
         streams: dict[str, AsyncIterator[Any]] = {}
         if not options.skip_transcription:
             yield StageStarted("transcribing", state.audio_seconds)
@@ -223,42 +226,51 @@ class JobRunner:
             if not options.require_diarization and not options.skip_transcription:
                 diarization = _tolerant(diarization)
             streams["diarizer"] = diarization
+            if options.recognises:
+                state.voices_known = False
+                streams["voices"] = self._voices_found(options)
         async for name, event in interleave(streams):
-            now = time.perf_counter()
-            if isinstance(event, TranscriptDone | DiarizationDone) and event.device is not None:
-                state.devices.append(event.device)
-            if isinstance(event, JobWarning):
-                state.diarization_done, state.diarization_failed = now, True
-                yield event
-            elif isinstance(event, SpeechWarning):
-                state.speech_warnings += 1
-                state.transcribed = max(state.transcribed, event.end)  # decided up to there
-                logger.info(
-                    "transcriber warning %s at %.1f-%.1f s", event.code, event.start, event.end
-                )
-                yield JobWarning(event.code, event.message, event.start, event.end)
-                continue
-            elif isinstance(event, Segment):
-                state.segments.append(event)
-                state.transcribed = max(state.transcribed, event.end)
-                yield event
-                for attributed in state.attribute([event]):  # once the speakers are known
-                    yield attributed
-                continue
-            elif isinstance(event, TranscriptDone):
-                state.language, state.transcription_model = event.language, event.model
-                state.transcription_done, state.transcribed = now, state.audio_seconds
-            elif isinstance(event, DiarizationDone):
-                state.diarization, state.speakers_known = state.named(event.output, options), True
-                state.diarization_done, state.diarized = now, state.audio_seconds
-            elif isinstance(event, Progressed) and name == "diarizer":
-                state.diarized = max(state.diarized, event.seconds)
-            elif isinstance(event, Progressed):
-                state.transcribed = max(state.transcribed, event.seconds)
-            yield progress(options, state, now)
-            if isinstance(event, DiarizationDone):  # the segments so far get their speakers
-                for attributed in state.attribute(state.segments):
-                    yield attributed
+            for out in self._handle(name, event, options, state, time.perf_counter()):
+                yield out
+
+    def _handle(
+        self, name: str, event: Any, options: JobOptions, state: RunState, now: float
+    ) -> list[JobEvent]:
+        """What the job sends for one backend event, with the state brought up to date."""
+        if isinstance(event, TranscriptDone | DiarizationDone) and event.device is not None:
+            state.devices.append(event.device)
+        if isinstance(event, VoicesFound):  # the turns may have been waiting for them
+            return list(state.attribute(state.segments)) if state.found(event.voices) else []
+        if isinstance(event, SpeechWarning):
+            state.speech_warnings += 1
+            state.transcribed = max(state.transcribed, event.end)  # decided up to there
+            logger.info("transcriber warning %s at %.1f-%.1f s", event.code, event.start, event.end)
+            return [JobWarning(event.code, event.message, event.start, event.end)]
+        if isinstance(event, Segment):
+            state.segments.append(event)
+            state.transcribed = max(state.transcribed, event.end)
+            return [event, *state.attribute([event])]  # with speakers once they are known
+        out: list[JobEvent] = []
+        if isinstance(event, JobWarning):
+            state.diarization_done, state.diarization_failed = now, True
+            out.append(event)
+        elif isinstance(event, TranscriptDone):
+            state.language, state.transcription_model = event.language, event.model
+            state.transcription_done, state.transcribed = now, state.audio_seconds
+        elif isinstance(event, DiarizationDone):
+            state.diarization_done, state.diarized = now, state.audio_seconds
+            state.diarized_output(event.output, options)
+        elif isinstance(event, Progressed) and name == "diarizer":
+            state.diarized = max(state.diarized, event.seconds)
+        elif isinstance(event, Progressed):
+            state.transcribed = max(state.transcribed, event.seconds)
+        out.append(progress(options, state, now))
+        if isinstance(event, DiarizationDone):  # the segments so far get their speakers
+            out += state.attribute(state.segments)
+        return out
+
+    async def _voices_found(self, options: JobOptions) -> AsyncIterator[VoicesFound]:
+        yield VoicesFound(await self._voices(options))
 
     async def check(self, options: JobOptions) -> None:
         """Fail now (INVALID_ARGUMENT) for options naming what this server lacks."""

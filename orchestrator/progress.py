@@ -53,6 +53,13 @@ class JobWarning:
     end: float = 0.0
 
 
+@dataclass(frozen=True)
+class VoicesFound:
+    """The known voices a job looks for, found while its backends run."""
+
+    voices: list[Voice]
+
+
 @dataclass
 class RunState:
     """What the job's stages have produced so far, and when each started and ended.
@@ -85,13 +92,36 @@ class RunState:
     devices: list[audio_pb2.DeviceStats] = field(default_factory=list)
     voices: list[Voice] = field(default_factory=list)
     """Enrolled voices the job looks for among its speakers."""
+    voices_known: bool = True
+    """False while the job's known voices are still being looked up."""
+    waiting: DiarizationOutput | None = None
+    """The diarizer's output, held until the known voices are found."""
+    return_embeddings: bool = False
 
-    def named(self, output: DiarizationOutput, options: JobOptions) -> DiarizationOutput:
-        """The diarizer's output with the recognised voices' names (and the embeddings
-        only when the client asked for them)."""
+    def diarized_output(self, output: DiarizationOutput, options: JobOptions) -> None:
+        """The diarizer's output: the speakers are known now, or once the voices are."""
+        self.return_embeddings = options.return_embeddings
         if not options.recognises:
-            return output
-        return relabel(output, recognise(output.speakers, self.voices), options.return_embeddings)
+            self.diarization, self.speakers_known = output, True
+        elif self.voices_known:
+            self._name(output)
+        else:
+            self.waiting = output
+
+    def found(self, voices: list[Voice]) -> bool:
+        """The job's known voices; True when turns were waiting for them (now named)."""
+        self.voices, self.voices_known = voices, True
+        if self.waiting is None:
+            return False
+        self._name(self.waiting)
+        self.waiting = None
+        return True
+
+    def _name(self, output: DiarizationOutput) -> None:
+        """Recognised speakers under their names; embeddings only when asked for."""
+        matches = recognise(output.speakers, self.voices)
+        self.diarization = relabel(output, matches, self.return_embeddings)
+        self.speakers_known = True
 
     def attribute(self, segments: Sequence[Segment]) -> list[AttributedSegment]:
         """`segments` with their speakers, kept for the result; none before the turns are known.

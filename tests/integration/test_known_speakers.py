@@ -3,8 +3,9 @@ fake diarizer whose voices are set by the recording's length."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -172,3 +173,42 @@ async def test_a_diarizer_that_is_down_leaves_speakers_anonymous_not_the_job_fai
             process(h, known_speaker_references=[zoe], require_diarization=True)
         )
         assert code == grpc.StatusCode.UNAVAILABLE
+
+
+@dataclass
+class SlowReferences(Voices):
+    """Embeds a job's reference only once `release` is set; the job's own audio at once."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def diarize(
+        self, audio: AudioSource, options: DiarizationOptions
+    ) -> AsyncIterator[DiarizationEvent]:
+        if round(audio.duration_seconds) == 4:
+            await self.release.wait()
+        async for event in super().diarize(audio, options):
+            yield event
+
+
+async def test_transcription_and_diarization_do_not_wait_for_the_known_voices(
+    tmp_path: Path,
+) -> None:
+    diarizer = SlowReferences()
+    async with harness(FakeTranscriber(), diarizer, tmp_path) as h:
+        zoe = pb.KnownSpeakerReference(name="Zoe", audio=wav_bytes(4))  # Alice's voice
+        options = pb.ProcessOptions(known_speaker_references=[zoe])
+        call = h.stub.Process(pb.ProcessRequest(audio=wav_bytes(10), options=options))
+        seen: list[str] = []
+        async with asyncio.timeout(30):  # before, the job waited for the voices: forever here
+            async for event in call:
+                seen.append(event.WhichOneof("event") or "")
+                done = event.progress.transcription_done and event.progress.diarization_done
+                if event.HasField("progress") and done:
+                    break
+        # every transcript segment and the turns came while the reference was unresolved
+        assert seen.count("segment") == 10 and "attributed_segment" not in seen
+        diarizer.release.set()
+        rest = [event async for event in call]
+    speakers = {e.attributed_segment.speaker for e in rest if e.HasField("attributed_segment")}
+    assert speakers == {"Zoe", "SPEAKER_01"}
+    assert {s.speaker for s in rest[-1].result.segments} == {"Zoe", "SPEAKER_01"}
