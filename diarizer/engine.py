@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 
 EMBEDDING_MODES = ("auto", "pooled", "per-window")
+LIVE_BLOCK_SECONDS = 1.0
+"""CAM++ block length of a live stream (`PooledEmbedder`): windows wait at most this long."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class PyannoteEngine:
         segmentation, embedding = self._models
         embedder: Embedder
         if self.embedding_mode == "pooled" and isinstance(embedding, CamPlusPlus):
-            embedder = PooledEmbedder(embedding)
+            embedder = PooledEmbedder(embedding, LIVE_BLOCK_SECONDS if options.live_turns else 10.0)
         else:
             embedder = WindowEmbedder(embedding, self._config.batch_size)
         diarizer = IncrementalDiarizer(

@@ -12,7 +12,8 @@ a tracked speaker keeps its label for the whole stream.
 Turns are rebuilt as the offline path does: each frame takes the mean activity of
 every analysed window that covers it, and the mean local speaker count decides how
 many speakers it has. A frame is emitted once the audio `latency` seconds past it
-has been analysed (so about latency seconds after it was received), and never
+has been analysed (a live stream's windows are analysed within a second of
+their audio arriving: `PooledEmbedder` with 1 s blocks), and never
 again: the final result, from the offline clustering, replaces all of them.
 
 `bench/live_diarization_bench.py` (BENCHMARKS.md "Live diarization") scores them. The

@@ -3,11 +3,11 @@
 Transcription and diarization run concurrently on the same decoded audio; their
 events are interleaved into one stream as they come. The known voices a job looks
 for (its references need the diarizer's embeddings) are found alongside, so they
-never delay the transcript; the turns wait for them only if they come first. Leaving the stream early
-(client cancel, deadline, error) cancels both backend calls. The audio is decoded
-into a spool file (`orchestrator.spool`) inside the job's slot: decoding stops at
-the duration limit and when the job is cancelled, and the slot is freed only once
-it has stopped.
+never delay the transcript; the turns wait for them only if they come first.
+Leaving the stream early (client cancel, deadline, error) cancels both backend
+calls. The audio is decoded into a spool file (`orchestrator.spool`) inside the
+job's slot: decoding stops at the duration limit and when the job is cancelled,
+and the slot is freed only once it has stopped.
 
 Progress is reported as work is done, so that a client's display is truthful:
 while decoding, every `DECODE_PROGRESS_SECONDS` (decoded against declared
