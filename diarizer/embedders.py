@@ -106,8 +106,9 @@ class PooledEmbedder:
 
     Each block's features are computed over 10 s of audio (the block and the audio before
     it), the span the network's mean normalisation sees in the default 10 s blocks. A live
-    stream uses 1 s blocks: a window is embedded within a second of its audio arriving,
-    instead of waiting up to 10 s for its block, for about ten times the CAM++ work.
+    stream's speaker tracking uses 1 s blocks besides: a window is embedded within a second
+    of its audio arriving, instead of waiting up to 10 s for its block, for about ten times
+    the CAM++ work.
     """
 
     def __init__(self, model: CamPlusPlus, block_seconds: float = 10.0) -> None:

@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 
 EMBEDDING_MODES = ("auto", "pooled", "per-window")
 LIVE_BLOCK_SECONDS = 1.0
-"""CAM++ block length of a live stream (`PooledEmbedder`): windows wait at most this long."""
+"""CAM++ block length of a live stream's speaker tracking (`PooledEmbedder`): its windows
+wait at most this long. The final clustering keeps 10 s blocks, the embeddings `Process`
+clusters, so the final turns do not depend on how the audio arrived."""
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,11 @@ class PyannoteEngine:
             raise Unavailable("the diarization models are still loading; retry shortly")
         segmentation, embedding = self._models
         embedder: Embedder
+        tracking: Embedder | None = None
         if self.embedding_mode == "pooled" and isinstance(embedding, CamPlusPlus):
-            embedder = PooledEmbedder(embedding, LIVE_BLOCK_SECONDS if options.live_turns else 10.0)
+            embedder = PooledEmbedder(embedding)
+            if options.live_turns:
+                tracking = PooledEmbedder(embedding, LIVE_BLOCK_SECONDS)
         else:
             embedder = WindowEmbedder(embedding, self._config.batch_size)
         diarizer = IncrementalDiarizer(
@@ -130,7 +135,7 @@ class PyannoteEngine:
         )
         if options.live_turns:
             most = options.num_speakers or options.max_speakers
-            diarizer.go_live(options.live_latency_seconds, most)
+            diarizer.go_live(options.live_latency_seconds, most, tracking)
         return PyannoteSession(diarizer, options)
 
 

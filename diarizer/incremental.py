@@ -7,6 +7,11 @@ need has arrived (see `diarizer.embedders`), keeping only compact per-window
 results (589 x 3 activity bits and 3 x 192 embeddings), so after the last chunk
 only clustering and reconstruction remain. Inactive local speakers are not
 embedded: pyannote discards them after clustering anyway.
+
+A live stream (`go_live`) may track its speakers with embeddings of its own (CAM++ in
+1 s blocks, ready within a second of the audio) while the clustering at the end uses the
+same embeddings a complete file gets, so a live stream's final turns are those `Process`
+gives for the same audio.
 """
 
 from __future__ import annotations
@@ -94,6 +99,10 @@ class IncrementalDiarizer:
     ) -> None:
         self._segmentation = segmentation
         self._live: OnlineDiarizer | None = None
+        self._live_embedder: Embedder | None = None
+        """Embeds windows for the tracker alone (None: the tracker takes the stored ones)."""
+        self._live_pending: list[Window] = []
+        self._tracked = 0
         self._embedder = embedder
         self._step = round(step_seconds * SAMPLE_RATE)
         self._batch_size = batch_size
@@ -120,13 +129,24 @@ class IncrementalDiarizer:
 
     @property
     def analysed_samples(self) -> int:
-        done = len(self._embeddings)
-        return 0 if not done else min(self._received, (done - 1) * self._step + WINDOW_SAMPLES)
+        """Audio whose windows are embedded for the final clustering."""
+        return self._covered(len(self._embeddings))
 
-    def go_live(self, latency: float, max_speakers: int | None = None) -> None:
-        """Track speakers as windows are analysed, for provisional turns (`live_turns`)."""
+    def _covered(self, windows: int) -> int:
+        if not windows:
+            return 0
+        return min(self._received, (windows - 1) * self._step + WINDOW_SAMPLES)
+
+    def go_live(
+        self, latency: float, max_speakers: int | None = None, embedder: Embedder | None = None
+    ) -> None:
+        """Track speakers as windows are analysed, for provisional turns (`live_turns`).
+
+        `embedder` embeds the windows for the tracker alone, sooner than the stream's own
+        embedder does (None: the tracker takes the stored embeddings as they come)."""
         frames = self._segmentation.receptive_field
         self._live = OnlineDiarizer(frames.step, frames.duration / 2, latency, max_speakers)
+        self._live_embedder = embedder
 
     def live_turns(self) -> tuple[tuple[Turn, ...], float]:
         """Provisional turns found since the last call, and up to where turns were given."""
@@ -150,13 +170,14 @@ class IncrementalDiarizer:
             for vectors in embedded:
                 self._keep(vectors)
             self._pending = self._pending[len(embedded) :]
+            tracked = self._track(final) if self._live_embedder else embedded
             self._trim()
-            if not starts and not embedded:
+            if not starts and not embedded and not tracked:
                 if final and self._live:
                     self._live.emit(self._received / SAMPLE_RATE, final=True)
                 return
-            if self._live and embedded:
-                self._live.emit(self.analysed_samples / SAMPLE_RATE)
+            if self._live and tracked:
+                self._live.emit(self._covered(self._tracked) / SAMPLE_RATE)
             yield self.analysed_samples
 
     def _keep(self, vectors: np.ndarray[Any, Any]) -> None:
@@ -166,8 +187,22 @@ class IncrementalDiarizer:
         speakers = activity.shape[1]
         self._embeddings.append(vectors[:speakers])
         self._run_embeddings.append(vectors[speakers:])
-        if self._live:
+        if self._live and not self._live_embedder:
             self._live.add(index * self._step / SAMPLE_RATE, activity, vectors[:speakers])
+            self._tracked += 1
+
+    def _track(self, final: bool) -> list[Any]:
+        """The windows the live embedder has embedded since the last call, to the tracker."""
+        assert self._live is not None and self._live_embedder is not None
+        read, received = self._read, self._received
+        done = self._live_embedder.embed(self._live_pending, read, received, final)
+        for vectors in done:
+            activity = self._segmentations[self._tracked]
+            start = self._tracked * self._step / SAMPLE_RATE
+            self._live.add(start, activity, vectors[: activity.shape[1]])
+            self._tracked += 1
+        self._live_pending = self._live_pending[len(done) :]
+        return done
 
     def _ready_windows(self, final: bool) -> list[int]:
         """Starts of the next windows to segment, as pyannote's `Inference.slide` places them.
@@ -193,14 +228,14 @@ class IncrementalDiarizer:
         return np.pad(part, (0, end - start - part.size))
 
     def _trim(self) -> None:
-        next_window = (
-            self._pending[0].start if self._pending else len(self._segmentations) * self._step
-        )
-        keep = min(
-            next_window,
-            len(self._segmentations) * self._step,
-            self._embedder.needed_from(next_window),
-        )
+        segmented = keep = len(self._segmentations) * self._step
+        for pending, embedder in (
+            (self._pending, self._embedder),
+            (self._live_pending, self._live_embedder),
+        ):
+            if embedder is not None:
+                next_window = pending[0].start if pending else segmented
+                keep = min(keep, next_window, embedder.needed_from(next_window))
         with self._lock:
             drop = keep - self._buffer_start
             if drop > 0:
@@ -219,6 +254,8 @@ class IncrementalDiarizer:
             self._runs.append(split)
             both = np.concatenate([frames, runs.masks(frames, split)], axis=1)
             self._pending.append(Window(start, both))
+            if self._live_embedder:
+                self._live_pending.append(Window(start, frames))
 
     def finish(
         self,
