@@ -1,7 +1,8 @@
 """Product benchmark: `Process` over gRPC versus the sequential in-process baseline.
 
 The three services run as subprocesses (Whisper base int8, segmentation-3.0 + CAM++),
-each model with `--threads` threads. In one run:
+each model with `--threads` threads and the diarizer at `whospoke serve`'s niceness
+(`--diarizer-nice`), as they share the cores. In one run:
 1. speed: `Process` on the 5-minute dev meeting and on the dev clips with their
    pauses shortened (first segment, per-stage times, progress over time) against the
    baseline, which transcribes the whole file with faster-whisper and then runs
@@ -37,6 +38,7 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 from bench.inputs import Input, conversation, meeting, sample, short_pauses
 from bench.plots import progress_plot, rss_plot
 from bench.report import machine, write_section
+from whospoke.cli.flags import DIARIZER_NICE
 from whospoke.common.audio import Samples, wav_bytes
 from whospoke.common.procs import ServiceProcess, free_port
 from whospoke.evaluation import word_error_rate
@@ -69,7 +71,9 @@ class Services:
             "transcriber", ["--cpu-threads", str(threads)], metrics_port=free_port()
         )
         self.diarizer = ServiceProcess.start(
-            "diarizer", ["--threads", str(threads)], metrics_port=free_port()
+            "diarizer",
+            ["--threads", str(threads), "--nice", str(DIARIZER_NICE)],
+            metrics_port=free_port(),
         )
         backends = ["--transcriber", self.transcriber.address, "--diarizer", self.diarizer.address]
         self.orchestrator = ServiceProcess.start(
@@ -302,7 +306,8 @@ def write_report(
     progress_plot(mine.timeline, mine.first_segment, figures / "progress.png")
     lines = [
         f"Command: `python bench/orchestrator_bench.py{' --quick' if args.quick else ''}`.",
-        f"Machine: {machine()}; {args.threads} threads for each model, both on the same cores.",
+        f"Machine: {machine()}; {args.threads} threads for each model, both on the same cores, "
+        f"the diarizer at niceness {DIARIZER_NICE} (as `whospoke serve` runs it).",
         "Models: Whisper base (int8), segmentation-3.0 + CAM++. Baseline: faster-whisper on the "
         "whole file, then pyannote's whole-file pipeline, in one process.",
     ]

@@ -13,6 +13,7 @@ import pytest
 from whospoke.cli import main as cli
 from whospoke.cli import serve
 from whospoke.cli.errors import UsageError
+from whospoke.cli.flags import DIARIZER_NICE
 from whospoke.cli.jobs import parse_labels
 from whospoke.cli.jobs_view import job_to_dict, progress_text, summary_lines
 from whospoke.common.paths import default_data_dir
@@ -77,6 +78,8 @@ def test_serve_gives_the_orchestrator_its_data_dir_and_private_webhooks(
     free = {name: 0 for name in serve.SERVICES}
     serve.start_all("127.0.0.1", serve.Ports(free, dict(free), 8080), ["base"], 0, tmp_path)
     assert started["gateway"] == ["--orchestrator", "orchestrator:1"]
+    assert started["diarizer"][-2:] == ["--nice", str(DIARIZER_NICE)]
+    assert "--nice" not in started["transcriber"]
     assert started["orchestrator"][-3:] == ["--data-dir", str(tmp_path), "--webhook-allow-private"]
     assert started["orchestrator"][:4] == [
         "--transcriber",

@@ -47,6 +47,7 @@ def test_readme_documents_every_flag() -> None:
         "stream-idle-seconds",
         "max-connection-age-seconds",
         "max-connection-age-grace-seconds",
+        "nice",
     }
     envs = list(transcriber_parser().env_vars.values()) + [
         env

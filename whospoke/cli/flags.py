@@ -14,6 +14,11 @@ from typing import NoReturn
 from whospoke.cli.errors import DEFAULT_PORT, USAGE, UsageError
 from whospoke.contract.renderings import FORMATS
 
+DIARIZER_NICE = 10
+"""The diarizer's niceness under `serve`: the transcriber, whose segments stream to the
+client, takes the shared cores first; the diarizer, whose turns matter at the end of a
+job, uses the rest. `bench/threads_bench.py` measures it against 0 (equal shares)."""
+
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 """`--state` values: the `JobState` names, lower case."""
 
@@ -221,6 +226,15 @@ def serve_flags(serve: argparse.ArgumentParser) -> None:
         "requests choose with --model); overrides --model",
     )
     serve.add_argument("--threads", type=int, default=0, help="CPU threads per service (0: auto)")
+    serve.add_argument(
+        "--diarizer-nice",
+        type=int,
+        choices=range(20),
+        metavar="0-19",
+        default=DIARIZER_NICE,
+        help="the diarizer's CPU niceness, so that the transcriber gets shared cores first "
+        "(default %(default)s; 0: equal shares)",
+    )
     serve.add_argument(
         "--data-dir",
         metavar="DIR",

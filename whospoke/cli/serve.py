@@ -24,6 +24,7 @@ import grpc
 from rich.console import Console
 
 from whospoke.cli.errors import CliError, UsageError
+from whospoke.cli.flags import DIARIZER_NICE
 from whospoke.common.paths import default_data_dir
 from whospoke.common.procs import PortUnusable, ServiceFailed, ServiceProcess, check_port
 from whospoke.v1.orchestrator_pb2 import GetStatusRequest
@@ -136,12 +137,18 @@ def orchestrator_flags(transcribers: Sequence[str], diarizer: str, data: Path | 
 
 
 def start_all(
-    host: str, ports: Ports, served: Sequence[str], threads: int, data: Path | None = None
+    host: str,
+    ports: Ports,
+    served: Sequence[str],
+    threads: int,
+    data: Path | None = None,
+    diarizer_nice: int = DIARIZER_NICE,
 ) -> list[ServiceProcess]:
     """Start a transcriber per model in `served`, the diarizer, the orchestrator (backends
     first) and the gateway (when `ports.http` is set) as subprocesses.
 
-    `data` is the orchestrator's `--data-dir` (None: the orchestrator's default).
+    `data` is the orchestrator's `--data-dir` (None: the orchestrator's default);
+    `diarizer_nice` the diarizer's `--nice` (see `DIARIZER_NICE`).
 
     If one cannot be started, those already running are stopped before the error
     propagates: `serve` never leaves a child behind.
@@ -155,7 +162,7 @@ def start_all(
             started.append(
                 ServiceProcess.start(name, flags, grpc_port, metrics_port, host, "transcriber")
             )
-        flags = _threads("--threads", threads)
+        flags = [*_threads("--threads", threads), "--nice", str(diarizer_nice)]
         diarizer = ports.grpc["diarizer"], ports.metrics["diarizer"]
         started.append(ServiceProcess.start("diarizer", flags, *diarizer, host))
         flags = orchestrator_flags([s.address for s in started[:-1]], started[-1].address, data)
@@ -187,8 +194,10 @@ def shared_threads(threads: int) -> int:
 
     0 (automatic) gives each half of the cores this process may use: left to their
     libraries, both take every core and contend. `bench/threads_bench.py` on 2 cores:
-    1+1 was the fastest `Process` of the 5-minute meeting, 2+2 and 1+2 took 9 % longer,
-    2+1 13 %. On GPUs the models do not run on these threads.
+    1+1 was the fastest `Process` of the 5-minute meeting on an Intel Xeon (2+2 and 1+2
+    took 9 % longer, 2+1 13 %), 2+1 on an AMD EPYC (1+1 21 % longer, 1+2 32 %): the
+    winner depends on the CPU, and half each was never the slowest. On GPUs the models
+    do not run on these threads.
     """
     if threads:
         return threads
@@ -243,7 +252,8 @@ async def serve(args: argparse.Namespace) -> int:
     data = await asyncio.to_thread(data_dir, args)
     await asyncio.to_thread(check_ports, args.host, ports)
     console = Console(stderr=True, highlight=False)
-    services = start_all(args.host, ports, models(args), args.threads, data)
+    served = models(args)
+    services = start_all(args.host, ports, served, args.threads, data, args.diarizer_nice)
     try:
         with console.status("loading models (Whisper and pyannote)..."):
             await wait_all(services)

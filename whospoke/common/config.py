@@ -152,6 +152,8 @@ class ServerConfig:
     re-resolve DNS (new replicas get traffic); 0: never."""
     max_connection_age_grace_seconds: float = 0.0
     """Time the calls in flight on such a connection get before it is closed; 0: unbounded."""
+    nice: int = 0
+    """Unix niceness given to every thread at start (0: unchanged); see `common.priority`."""
 
     @property
     def address(self) -> str:
@@ -208,6 +210,15 @@ def add_server_flags(
         minimum=0.01,
     )
     _connection_age_flags(parser)
+    parser.flag(
+        "nice",
+        0,
+        "CPU niceness of every thread (0: unchanged, 19: the lowest priority): a model that "
+        "shares cores with another yields them while that one has work",
+        type=int,
+        minimum=0,
+        maximum=19,
+    )
 
 
 def _connection_age_flags(parser: EnvParser) -> None:
@@ -262,6 +273,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         stream_idle_seconds=args.stream_idle_seconds,
         max_connection_age_seconds=args.max_connection_age_seconds,
         max_connection_age_grace_seconds=args.max_connection_age_grace_seconds,
+        nice=args.nice,
     )
 
 

@@ -26,6 +26,7 @@ from whospoke.common.auth import AuthInterceptor
 from whospoke.common.config import ServerConfig
 from whospoke.common.interceptor import ServiceInterceptor
 from whospoke.common.metrics import Metrics
+from whospoke.common.priority import set_niceness
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def configure_logging(level: str) -> None:
 
 async def serve(config: ServerConfig, spec: ServiceSpec, metrics: Metrics) -> None:
     """Run a service until SIGTERM or SIGINT, then shut down gracefully."""
+    set_niceness(config.nice)  # before the models load and start their threads
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
