@@ -12,6 +12,7 @@ import sys
 from typing import NoReturn
 
 from whospoke.cli.errors import DEFAULT_PORT, USAGE, UsageError
+from whospoke.common.priority import MAX_NICENESS
 from whospoke.contract.renderings import FORMATS
 
 DIARIZER_NICE = 10
@@ -229,8 +230,8 @@ def serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--diarizer-nice",
         type=int,
-        choices=range(20),
-        metavar="0-19",
+        choices=range(MAX_NICENESS + 1),
+        metavar=f"0-{MAX_NICENESS}",
         default=DIARIZER_NICE,
         help="the diarizer's CPU niceness, so that the transcriber gets shared cores first "
         "(default %(default)s; 0: equal shares)",

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from whospoke.common.priority import MAX_NICENESS
+
 MiB = 1 << 20
 MAX_CONNECTION_AGE_SECONDS = (2**31 - 1) // 1000
 """gRPC takes connection ages in int32 milliseconds: about 24.8 days."""
@@ -217,7 +219,7 @@ def add_server_flags(
         "shares cores with another yields them while that one has work",
         type=int,
         minimum=0,
-        maximum=19,
+        maximum=MAX_NICENESS,
     )
 
 
