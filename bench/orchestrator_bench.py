@@ -24,7 +24,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ class Outcome:
 class Services:
     """The three services as subprocesses, and `Process` calls against them."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, orchestrator_args: Sequence[str] = ()) -> None:
         self.transcriber = ServiceProcess.start(
             "transcriber", ["--cpu-threads", str(threads)], metrics_port=free_port()
         )
@@ -77,7 +77,7 @@ class Services:
         )
         backends = ["--transcriber", self.transcriber.address, "--diarizer", self.diarizer.address]
         self.orchestrator = ServiceProcess.start(
-            "orchestrator", [*backends, "--max-queued-jobs", "8"]
+            "orchestrator", [*backends, "--max-queued-jobs", "8", *orchestrator_args]
         )
         self.all = [self.transcriber, self.diarizer, self.orchestrator]
 

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from gateway import dashboard, errors, jobs, models, ops, transcriptions
+from gateway import dashboard, errors, jobs, models, ops, realtime, transcriptions
 from gateway.config import GatewayConfig
 from gateway.httpmetrics import HttpMetrics, MetricsMiddleware
 from gateway.limits import BodyLimit
@@ -46,6 +46,7 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> FastA
     app.include_router(jobs.router)
     app.include_router(ops.router)
     app.include_router(dashboard.router)
+    app.include_router(realtime.router)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

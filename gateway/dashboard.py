@@ -18,7 +18,7 @@ from gateway.errors import ApiError
 router = APIRouter(include_in_schema=False)
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"dashboard.js", "dashboard.css"}
+ASSETS = {"dashboard.js", "dashboard.css", "live.js"}
 POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

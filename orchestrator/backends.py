@@ -34,6 +34,7 @@ from orchestrator.domain import (
     BackendInfo,
     DiarizationDone,
     DiarizationEvent,
+    LiveTurns,
     Progressed,
     ReplicaHealth,
     TranscriptDone,
@@ -74,7 +75,7 @@ class BackendSettings:
     server_name: str = ""
 
     def timeout(self, audio: AudioSource) -> float:
-        return self.deadline_seconds + self.deadline_per_audio_second * audio.duration_seconds
+        return self.deadline_seconds + self.deadline_per_audio_second * audio.expected_seconds
 
 
 def open_channel(settings: BackendSettings) -> grpc.aio.Channel:
@@ -257,8 +258,12 @@ class GrpcDiarizer(_Backend):
         call = self._stub.Diarize(timeout=self._settings.timeout(audio))
         async with aclosing(_responses(call, requests, self._peer)) as responses:
             async for response in responses:
-                if response.WhichOneof("response") == "progress":
+                kind = response.WhichOneof("response")
+                if kind == "progress":
                     yield Progressed(response.progress.analysed_seconds)
+                elif kind == "live":
+                    turns = diarization.turns_from_pb(response.live.turns)
+                    yield LiveTurns(turns, response.live.until_seconds)
                 else:
                     output = diarization.output_from_pb(response.result)
                     yield DiarizationDone(output, _stats(response.result, "device", self.name))

@@ -103,6 +103,10 @@ class OrchestratorConfig:
     max_queued_jobs: int = 16
     max_inline_bytes: int = 32 * MiB
     max_audio_seconds: float = 4 * 3600.0
+    max_live_streams: int = 4
+    """`ProcessStream` calls at once; each also holds one of the job slots."""
+    max_live_lag_seconds: float = 60.0
+    """A live stream whose processing falls this far behind its audio is ended."""
 
 
 def default_replica() -> str:
@@ -121,6 +125,21 @@ def parser() -> EnvParser:
     _backend_flags(p)
     p.flag("max-concurrent-jobs", 1, "jobs processed at once", type=int, minimum=1)
     p.flag("max-queued-jobs", 16, "jobs that may wait for a slot", type=int, minimum=0)
+    p.flag(
+        "max-live-streams",
+        4,
+        "live streams (ProcessStream) at once, each in a job slot",
+        type=int,
+        minimum=0,
+    )
+    p.flag(
+        "max-live-lag-seconds",
+        60.0,
+        "end a live stream whose processing falls this far behind its audio "
+        "(a warning event at half)",
+        type=float,
+        minimum=1.0,
+    )
     _upload_flags(p)
     _job_flags(p)
     _webhook_flags(p)
@@ -323,4 +342,6 @@ def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
         max_queued_jobs=args.max_queued_jobs,
         max_inline_bytes=args.max_inline_bytes,
         max_audio_seconds=args.max_audio_seconds,
+        max_live_streams=args.max_live_streams,
+        max_live_lag_seconds=args.max_live_lag_seconds,
     )

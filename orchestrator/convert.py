@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orchestrator.attributed import AttributedSegment
 from orchestrator.jobs import JobEvent, JobResult, Queued, StageStarted
+from orchestrator.live_view import LiveSegment, SpeakerUpdate
 from orchestrator.progress import JobWarning, ProgressUpdate
 from whospoke.contract.diarization import turn_to_pb
 from whospoke.contract.transcription import Segment, language_shares, segment_to_pb, share_to_pb
@@ -46,6 +47,23 @@ def event_to_pb(event: JobEvent, elapsed: float) -> pb.ProcessEvent:
         message.attributed_segment.CopyFrom(attributed_to_pb(event))
     elif isinstance(event, JobWarning):
         message.warning.CopyFrom(warning_to_pb(event))
+    elif isinstance(event, LiveSegment):
+        message.live_segment.CopyFrom(
+            pb.LiveSegment(
+                index=event.index,
+                segment=attributed_to_pb(event.segment),
+                latency_seconds=event.latency,
+            )
+        )
+    elif isinstance(event, SpeakerUpdate):
+        message.speaker_update.CopyFrom(
+            pb.SpeakerUpdate(
+                index=event.index,
+                speaker=event.speaker,
+                word_speakers=event.word_speakers,
+                final=event.final,
+            )
+        )
     else:
         message.result.CopyFrom(result_to_pb(event))
     return message

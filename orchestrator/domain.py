@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput
+from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, Turn
 from whospoke.contract.transcription import Segment, SpeechWarning, TranscriptionOptions
 from whospoke.v1 import audio_pb2
 
@@ -63,8 +63,16 @@ class DiarizationDone:
     """GPU use while diarizing (`backend` set); None when the diarizer ran on the CPU."""
 
 
+@dataclass(frozen=True)
+class LiveTurns:
+    """Provisional turns of a live stream, from where the previous ones ended to `until`."""
+
+    turns: tuple[Turn, ...]
+    until: float
+
+
 TranscriptEvent = Progressed | Segment | SpeechWarning | TranscriptDone
-DiarizationEvent = Progressed | DiarizationDone
+DiarizationEvent = Progressed | DiarizationDone | LiveTurns
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,14 @@ class AudioSource(Protocol):
     """A job's decoded audio, which each backend reads at its own pace."""
 
     @property
-    def duration_seconds(self) -> float: ...
+    def duration_seconds(self) -> float:
+        """A file's length; a live stream's audio received so far."""
+        ...
+
+    @property
+    def expected_seconds(self) -> float:
+        """The length calls get deadlines for: a file's, or the most a live stream may last."""
+        ...
 
     def chunks(self, chunk_seconds: float) -> AsyncIterator[audio_pb2.AudioChunk]:
         """The audio from the start, as contiguous chunks of `chunk_seconds`."""

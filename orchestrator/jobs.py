@@ -36,13 +36,16 @@ from typing import Any
 
 from orchestrator.attributed import AttributedSegment
 from orchestrator.domain import (
+    AudioSource,
     DiarizationDone,
     DiarizerBackend,
     JobOptions,
+    LiveTurns,
     Progressed,
     TranscriberBackend,
     TranscriptDone,
 )
+from orchestrator.live_view import LiveSegment, SpeakerUpdate
 from orchestrator.merge import full_text
 from orchestrator.pools import TranscriberPools, as_pools
 from orchestrator.progress import (
@@ -110,7 +113,15 @@ class JobResult:
 
 
 JobEvent = (
-    Queued | StageStarted | ProgressUpdate | Segment | AttributedSegment | JobWarning | JobResult
+    Queued
+    | StageStarted
+    | ProgressUpdate
+    | Segment
+    | AttributedSegment
+    | JobWarning
+    | JobResult
+    | LiveSegment
+    | SpeakerUpdate
 )
 """What a job sends: attributed segments follow the transcript once the speakers are known."""
 Source = Callable[[], FileSource]
@@ -130,14 +141,14 @@ class JobRunner:
         self.known: KnownSpeakers | None = None
         """Enrolled voices (set once the job store is open); None: none can be used."""
         self._diarizer = diarizer
-        self._limiter = limiter
+        self.limiter = limiter
         self._spool_dir = spool_dir
         self._max_audio_seconds = max_audio_seconds
 
     async def run(self, source: Source, options: JobOptions) -> AsyncIterator[JobEvent]:
         """The job's events, ending with `JobResult`; errors propagate as our exceptions."""
         started = time.perf_counter()
-        ticket = self._limiter.ticket()
+        ticket = self.limiter.ticket()
         try:
             async for position in ticket.positions():
                 yield Queued(position)
@@ -152,12 +163,13 @@ class JobRunner:
                 state.decode_done = state.started = time.perf_counter()
                 state.audio_seconds = audio.duration_seconds
                 yield progress(options, state, state.started)
-                async for event in self._fan_out(audio, options, state):
+                async for event in self.fan_out(audio, options, state):
                     if isinstance(event, JobWarning):
                         state.warnings.append(event)
-                    yield event
+                    if not isinstance(event, LiveTurns):  # only live streams get these
+                        yield event
                 yield StageStarted("merging", state.audio_seconds)
-                async for event in self._finish(options, state, started, queued):
+                async for event in self.finish(options, state, started, queued):
                     yield event
             finally:
                 await _discard(decoding)
@@ -176,7 +188,7 @@ class JobRunner:
             raise InvalidArgument("audio: the file holds no audio samples")
         return audio
 
-    async def _finish(
+    async def finish(
         self, options: JobOptions, state: RunState, started: float, queued: float
     ) -> AsyncIterator[JobEvent]:
         merge_start = time.perf_counter()
@@ -208,9 +220,9 @@ class JobRunner:
             devices=tuple(sorted(state.devices, key=lambda d: d.backend)),
         )
 
-    async def _fan_out(
-        self, audio: SpooledAudio, options: JobOptions, state: RunState
-    ) -> AsyncIterator[JobEvent]:
+    async def fan_out(
+        self, audio: AudioSource, options: JobOptions, state: RunState
+    ) -> AsyncIterator[JobEvent | LiveTurns]:
         """Both backends (and the lookup of known voices) at once, their events as they come."""
         streams: dict[str, AsyncIterator[Any]] = {}
         if not options.skip_transcription:
@@ -230,13 +242,16 @@ class JobRunner:
                 state.voices_known = False
                 streams["voices"] = self._voices_found(options)
         async for name, event in interleave(streams):
+            state.audio_seconds = audio.duration_seconds  # a live stream's grows
             for out in self._handle(name, event, options, state, time.perf_counter()):
                 yield out
 
     def _handle(
         self, name: str, event: Any, options: JobOptions, state: RunState, now: float
-    ) -> list[JobEvent]:
+    ) -> list[JobEvent | LiveTurns]:
         """What the job sends for one backend event, with the state brought up to date."""
+        if isinstance(event, LiveTurns):
+            return [event]
         if isinstance(event, TranscriptDone | DiarizationDone) and event.device is not None:
             state.devices.append(event.device)
         if isinstance(event, VoicesFound):  # the turns may have been waiting for them
@@ -250,7 +265,7 @@ class JobRunner:
             state.segments.append(event)
             state.transcribed = max(state.transcribed, event.end)
             return [event, *state.attribute([event])]  # with speakers once they are known
-        out: list[JobEvent] = []
+        out: list[JobEvent | LiveTurns] = []
         if isinstance(event, JobWarning):
             state.diarization_done, state.diarization_failed = now, True
             out.append(event)

@@ -91,11 +91,18 @@ def attribute(
                 AttributedSegment(segment.start, segment.end, speaker, text, (), segment.language)
             )
             continue
-        words = [_attributed(word, index) for word in segment.words]
-        if sentence_aware:
-            words = keep_sentences(words, index.covered)
-        result.extend(_split(words, segment.language))
+        result.extend(_split(attributed_words(segment, index, sentence_aware), segment.language))
     return result
+
+
+def attributed_words(
+    segment: Segment, index: SpeakerIndex, sentence_aware: bool = True
+) -> list[AttributedWord]:
+    """The segment's words, each with its speaker (see `attribute`)."""
+    words = [_attributed(word, index) for word in segment.words]
+    if sentence_aware:
+        words = keep_sentences(words, index.covered)
+    return words
 
 
 def _attributed(word: Word, index: SpeakerIndex) -> AttributedWord:

@@ -20,6 +20,7 @@ from orchestrator.jobs import JobRunner, Source
 from orchestrator.jobs_convert import stats_to_pb
 from orchestrator.jobs_server import SERVICE_NAME as JOBS_SERVICE
 from orchestrator.jobs_server import JobsServicer
+from orchestrator.live import LiveLimits, LiveStreams
 from orchestrator.options import options_from_pb
 from orchestrator.pools import TranscriberPools
 from orchestrator.quotas import UploadLimits
@@ -30,6 +31,7 @@ from orchestrator.store import StoreUnavailable
 from orchestrator.uploads import UploadInfo, UploadStore
 from whospoke.common import tracing
 from whospoke.common.auth import client_identity
+from whospoke.common.errors import InvalidArgument
 from whospoke.common.feeder import idle_guarded
 from whospoke.common.limiter import Limiter
 from whospoke.common.metrics import Metrics
@@ -56,7 +58,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         max_audio_seconds: float = float("inf"),
         idle_seconds: float = 30.0,
         trust_tokens: bool = False,
+        live: LiveLimits | None = None,
     ) -> None:
+        live = live or LiveLimits(max_seconds=max_audio_seconds)
         self._diarizer = diarizer
         self._limiter = limiter
         self._uploads = uploads
@@ -67,6 +71,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self._trust_tokens = trust_tokens
         self.runner = JobRunner(transcriber, diarizer, limiter, spool_dir, max_audio_seconds)
         self.durable: DurableJobs | None = None
+        self.live = LiveStreams(self.runner, spool_dir, live)
 
     async def Process(
         self, request: pb.ProcessRequest, context: Context
@@ -83,6 +88,17 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
                     result.audio_duration_seconds, result.timings.total_seconds
                 )
             yield message
+
+    async def ProcessStream(
+        self, request_iterator: AsyncIterator[pb.ProcessStreamRequest], context: Context
+    ) -> AsyncIterator[pb.ProcessEvent]:
+        requests = idle_guarded(request_iterator, self._idle_seconds, "ProcessStreamRequest")
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("request") != "config":
+            raise InvalidArgument("config: the first message carries the stream's config")
+        started = time.perf_counter()
+        async for event in self.live.run(requests, first.config):
+            yield event_to_pb(event, time.perf_counter() - started)
 
     async def _source(self, request: pb.ProcessRequest) -> Source:
         found = await requested_audio(
@@ -186,18 +202,7 @@ def build_spec(
     u = config.uploads
     uploads = _upload_store(config)
     spool_dir = spool.own_directory(u.directory / "spool")
-    servicer = OrchestratorServicer(
-        transcriber,
-        diarizer,
-        limiter,
-        uploads,
-        metrics,
-        spool_dir,
-        max_inline_bytes=config.max_inline_bytes,
-        max_audio_seconds=config.max_audio_seconds,
-        idle_seconds=config.server.stream_idle_seconds,
-        trust_tokens=bool(config.server.auth_tokens),
-    )
+    servicer = _servicer(config, transcriber, diarizer, limiter, uploads, metrics, spool_dir)
     servicer.durable = DurableJobs(
         config.jobs or JobsConfig(data_dir=u.directory / "jobs"),
         servicer.runner,
@@ -227,6 +232,32 @@ def build_spec(
         register,
         load,
         background=durable[0],
+    )
+
+
+def _servicer(
+    config: OrchestratorConfig,
+    transcriber: TranscriberBackend | TranscriberPools,
+    diarizer: DiarizerBackend,
+    limiter: Limiter,
+    uploads: UploadStore,
+    metrics: Metrics,
+    spool_dir: Path,
+) -> OrchestratorServicer:
+    return OrchestratorServicer(
+        transcriber,
+        diarizer,
+        limiter,
+        uploads,
+        metrics,
+        spool_dir,
+        max_inline_bytes=config.max_inline_bytes,
+        max_audio_seconds=config.max_audio_seconds,
+        idle_seconds=config.server.stream_idle_seconds,
+        trust_tokens=bool(config.server.auth_tokens),
+        live=LiveLimits(
+            config.max_live_streams, config.max_live_lag_seconds, config.max_audio_seconds
+        ),
     )
 
 

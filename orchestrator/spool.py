@@ -46,12 +46,16 @@ class SpooledAudio:
     def duration_seconds(self) -> float:
         return self.samples / SAMPLE_RATE
 
+    @property
+    def expected_seconds(self) -> float:
+        return self.duration_seconds
+
     async def chunks(self, chunk_seconds: float) -> AsyncIterator[audio_pb2.AudioChunk]:
         """Contiguous chunks of `chunk_seconds`, each read from disk when asked for."""
         size = max(1, round(chunk_seconds * SAMPLE_RATE))
         for offset in range(0, self.samples, size):
             count = min(size, self.samples - offset)
-            data = await asyncio.to_thread(_read, self.path, offset, count)
+            data = await asyncio.to_thread(read_samples, self.path, offset, count)
             yield audio_pb2.AudioChunk(pcm_s16le=data, offset_samples=offset)
 
     async def remove(self) -> None:
@@ -178,7 +182,7 @@ def _append(out: BinaryIO, block: bytes) -> None:
         raise RuntimeError(f"cannot write the spool file: {exc.strerror}") from None
 
 
-def _read(path: Path, offset: int, count: int) -> bytes:
+def read_samples(path: Path, offset: int, count: int) -> bytes:
     with path.open("rb") as file:
         file.seek(offset * BYTES_PER_SAMPLE)
         return file.read(count * BYTES_PER_SAMPLE)

@@ -30,6 +30,7 @@ from orchestrator.domain import (
     DiarizationDone,
     DiarizationEvent,
     DiarizerBackend,
+    LiveTurns,
     Progressed,
     TranscriberBackend,
     TranscriptDone,
@@ -176,26 +177,30 @@ class FakeTranscriber:
     ) -> AsyncIterator[TranscriptEvent]:
         self.options.append(options)
         try:
-            async for chunk in audio.chunks(1.0):
-                if len(chunk.pcm_s16le) < 2 * SAMPLE_RATE:
-                    continue
-                second = chunk.offset_samples // SAMPLE_RATE
-                if self.hold is not None and second >= self.hold_from:
-                    await self.hold.wait()
-                if self.fail is not None:
-                    raise self.fail
-                s = float(second)
-                words = (Word(s, s + 0.4, " one", 0.9), Word(s + 0.5, s + 0.9, " two", 0.8))
-                if self.writes:
-                    yield Segment(second, s, s + 0.9, " one two", words)
-                yield Progressed(s + 1)
-                await asyncio.sleep(0)
+            received = 0
+            async for chunk in audio.chunks(1.0):  # a live stream's come as they arrive
+                before, received = received, received + len(chunk.pcm_s16le) // 2
+                for second in range(before // SAMPLE_RATE, received // SAMPLE_RATE):
+                    for event in await self._second(second):
+                        yield event
+                    await asyncio.sleep(0)
             for warning in self.warnings:
                 yield warning
             yield TranscriptDone("en", self.model)
         except asyncio.CancelledError:
             self.cancelled.set()
             raise
+
+    async def _second(self, second: int) -> list[TranscriptEvent]:
+        """The segment of audio second `second` (once `hold` allows) and its progress."""
+        if self.hold is not None and second >= self.hold_from:
+            await self.hold.wait()
+        if self.fail is not None:
+            raise self.fail
+        s = float(second)
+        words = (Word(s, s + 0.4, " one", 0.9), Word(s + 0.5, s + 0.9, " two", 0.8))
+        segment = [Segment(second, s, s + 0.9, " one two", words)] if self.writes else []
+        return [*segment, Progressed(s + 1)]
 
     async def health(self) -> BackendHealth:
         return BackendHealth("transcriber", "fake:1", True, info=BackendInfo((self.model,)))
@@ -217,20 +222,20 @@ class FakeDiarizer:
         self, audio: AudioSource, options: DiarizationOptions
     ) -> AsyncIterator[DiarizationEvent]:
         self.options.append(options)
-        duration = int(audio.duration_seconds)
         try:
             if self.hold is not None:
                 await self.hold.wait()
-            received = sum([len(c.pcm_s16le) // 2 async for c in audio.chunks(2.0)])
+            received = 0
+            async for chunk in audio.chunks(2.0):  # a live stream's come as they arrive
+                before, received = received, received + len(chunk.pcm_s16le) // 2
+                if options.live_turns:
+                    yield _live_turns(before / SAMPLE_RATE, received / SAMPLE_RATE)
             assert received == round(audio.duration_seconds * SAMPLE_RATE)
+            duration = int(audio.duration_seconds)
             if self.fail is not None:
                 raise self.fail
             yield Progressed(duration / 2)
-            turns = tuple(
-                Turn(s + half * 0.5, s + half * 0.5 + 0.5, f"SPEAKER_0{half}")
-                for s in range(duration)
-                for half in (0, 1)
-            )
+            turns = _halves(0, duration)
             speakers = (SpeakerInfo("SPEAKER_00", duration / 2), SpeakerInfo("SPEAKER_01", 1.0))
             yield DiarizationDone(DiarizationOutput(turns, turns, speakers))
         except asyncio.CancelledError:
@@ -242,6 +247,21 @@ class FakeDiarizer:
 
     async def models(self) -> tuple[str, str]:
         return "fake-segmentation", "fake-embedding"
+
+
+def _halves(first: int, last: int) -> tuple[Turn, ...]:
+    """Speaker 0 in the first half of each second from `first` to `last`, speaker 1 in the
+    second half."""
+    return tuple(
+        Turn(s + half * 0.5, s + half * 0.5 + 0.5, f"SPEAKER_0{half}")
+        for s in range(first, last)
+        for half in (0, 1)
+    )
+
+
+def _live_turns(since: float, until: float) -> LiveTurns:
+    """The provisional turns of the whole seconds between `since` and `until`."""
+    return LiveTurns(_halves(int(since), int(until)), float(int(until)))
 
 
 def wav_bytes(seconds: float) -> bytes:

@@ -65,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 PLANNING_VAD = VadOptions(min_silence_duration_ms=1000, max_speech_duration_s=28)
 """VAD settings: a region closes after 1 s of silence; long ones split before 30 s."""
+LIVE_VAD = VadOptions(min_silence_duration_ms=500, max_speech_duration_s=6)
+"""A live stream's: speech rarely pauses a full second, so regions close after 0.5 s of silence
+and split past 6 s (with `PLANNING_VAD`, sample.wav's live segments came 12 s late, p50)."""
 SPEECH_PAD = PLANNING_VAD.speech_pad_ms * SAMPLE_RATE // 1000
 """Samples of padding VAD adds after the last speech frame of a region."""
 TAIL_TOLERANCE = 0.5
@@ -84,6 +87,7 @@ class WhisperSession:
         self._model = model
         self._options = options
         self._batched = not options.live and not options.multilingual
+        self._vad = LIVE_VAD if options.live else PLANNING_VAD
         self._batch_size = batch_size
         self._span = batch_span(batch_size) if self._batched else ANALYSIS_SAMPLES
         self._lock = threading.Lock()
@@ -207,7 +211,7 @@ class WhisperSession:
         padded = np.concatenate([analysed, END_PADDING]) if closing else analysed
         return [
             Region(r["start"], min(r["end"], analysed.size))
-            for r in get_speech_timestamps(padded, PLANNING_VAD)
+            for r in get_speech_timestamps(padded, self._vad)
             if r["start"] < analysed.size
         ]
 

@@ -387,6 +387,9 @@
     }
   }
 
+  // What the Live section (live.js) shares with this page.
+  window.whospoke = { el, speakerColour, token };
+
   document.addEventListener("DOMContentLoaded", () => {
     setupToken();
     $("upload-form").addEventListener("submit", transcribe);

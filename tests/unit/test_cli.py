@@ -224,7 +224,7 @@ def test_usage_errors_from_argparse_are_one_line(capsys: pytest.CaptureFixture[s
     assert cli.run([]) == 2
     assert stderr_lines(capsys) == [
         "whospoke: error: the following arguments are required: "
-        "{serve,process,health,submit,job,jobs,cancel,speakers}. "
+        "{serve,process,live,health,submit,job,jobs,cancel,speakers}. "
         "See `whospoke --help`."
     ]
     assert cli.run(["process", "x.wav", "--format", "docx"]) == 2

@@ -252,6 +252,37 @@ def process_flags(process: argparse.ArgumentParser) -> None:
     add_output_flags(process, "json")
 
 
+def live_flags(live: argparse.ArgumentParser) -> None:
+    live.add_argument(
+        "file", help="audio or video file sent as it would be spoken, or - for raw PCM on stdin"
+    )
+    live.add_argument(
+        "--pace",
+        type=float,
+        default=1.0,
+        help="a file's speed: 1 (default) is real time, 2 twice as fast, 0 all at once",
+    )
+    live.add_argument(
+        "--format",
+        choices=("text", "jsonl"),
+        default="text",
+        help="text lines, or one JSON object per event and the result last",
+    )
+    live.add_argument(
+        "--encoding", choices=("s16le", "f32le"), default="s16le", help="stdin's samples"
+    )
+    live.add_argument("--rate", type=int, default=16000, metavar="HZ", help="stdin's sample rate")
+    live.add_argument("--channels", type=int, choices=(1, 2), default=1, help="stdin's channels")
+    live.add_argument(
+        "--speaker-latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay of the provisional speakers, 0.5 to 10 (default 2): longer is more accurate",
+    )
+    live.add_argument("--timeout", type=float, default=None, help="give up after SECONDS")
+
+
 def add_speaker_commands(commands: argparse._SubParsersAction[Parser], connect: Parser) -> None:
     """`speakers enroll NAME FILE`, `speakers list`, `speakers delete NAME`."""
     speakers = commands.add_parser("speakers", help="enrolled voices (known speakers)")

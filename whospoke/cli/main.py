@@ -1,5 +1,5 @@
-"""`whospoke`: serve | process FILE | health | submit FILE | job ID | jobs | cancel ID |
-speakers.
+"""`whospoke`: serve | process FILE | live FILE | health | submit FILE | job ID | jobs |
+cancel ID | speakers.
 
 Exit codes: 0 ok; 1 server or connection error; 2 usage or local input error;
 3 partial result (a requested stage failed; see --allow-partial); 130 interrupted.
@@ -28,6 +28,7 @@ from whospoke.cli.flags import (
     add_job_commands,
     add_speaker_commands,
     connection_flags,
+    live_flags,
     process_flags,
     processing_flags,
     serve_flags,
@@ -37,7 +38,7 @@ EXIT_CODES = (
     "exit codes: 0 ok; 1 server or connection error; 2 usage or local input error; "
     "3 partial result (a requested stage failed; see --allow-partial); 130 interrupted"
 )
-COMMANDS = "{serve,process,health,submit,job,jobs,cancel,speakers}"
+COMMANDS = "{serve,process,live,health,submit,job,jobs,cancel,speakers}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,6 +51,14 @@ def parser() -> argparse.ArgumentParser:
         commands.add_parser(
             "process",
             help="transcribe and diarize a file",
+            parents=[connect, processing],
+            epilog=EXIT_CODES,
+        )
+    )
+    live_flags(
+        commands.add_parser(
+            "live",
+            help="transcribe and diarize a stream as it is spoken",
             parents=[connect, processing],
             epilog=EXIT_CODES,
         )
@@ -99,7 +108,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from whospoke.cli import client, jobs, serve, speakers
+    from whospoke.cli import client, jobs, live, serve, speakers
     from whospoke.cli.connect import connection
 
     if args.command in jobs.COMMANDS:
@@ -109,6 +118,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "process":
         job = client.prepare(args)
         return asyncio.run(client.process(job))
+    if args.command == "live":
+        return asyncio.run(live.live(live.prepare(args)))
     if args.command == "health":
         if not args.timeout > 0:
             raise UsageError(

@@ -22,6 +22,30 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _PcmEncoding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PcmEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PcmEncoding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PCM_ENCODING_UNSPECIFIED: _PcmEncoding.ValueType  # 0
+    """Not used (INVALID_ARGUMENT)."""
+    PCM_S16LE: _PcmEncoding.ValueType  # 1
+    """16-bit signed integers, little-endian."""
+    PCM_F32LE: _PcmEncoding.ValueType  # 2
+    """32-bit IEEE floats, little-endian, full scale -1 to 1."""
+
+class PcmEncoding(_PcmEncoding, metaclass=_PcmEncodingEnumTypeWrapper):
+    """Sample encodings of raw PCM."""
+
+PCM_ENCODING_UNSPECIFIED: PcmEncoding.ValueType  # 0
+"""Not used (INVALID_ARGUMENT)."""
+PCM_S16LE: PcmEncoding.ValueType  # 1
+"""16-bit signed integers, little-endian."""
+PCM_F32LE: PcmEncoding.ValueType  # 2
+"""32-bit IEEE floats, little-endian, full scale -1 to 1."""
+Global___PcmEncoding: _TypeAlias = PcmEncoding  # noqa: Y015
+
 class _Stage:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -89,6 +113,81 @@ class ProcessRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
 
 Global___ProcessRequest: _TypeAlias = ProcessRequest  # noqa: Y015
+
+@_typing.final
+class ProcessStreamRequest(_message.Message):
+    """One message of a `ProcessStream` call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_FIELD_NUMBER: _builtins.int
+    AUDIO_FIELD_NUMBER: _builtins.int
+    audio: _builtins.bytes
+    """The next captured audio, in the config's format: whole samples (all
+    channels) per message, at most 10 s of audio.
+    """
+    @_builtins.property
+    def config(self) -> Global___LiveStreamConfig:
+        """How to process the stream and what its audio is."""
+
+    def __init__(
+        self,
+        *,
+        config: Global___LiveStreamConfig | None = ...,
+        audio: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "audio"]  # noqa: Y015
+    _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
+
+Global___ProcessStreamRequest: _TypeAlias = ProcessStreamRequest  # noqa: Y015
+
+@_typing.final
+class LiveStreamConfig(_message.Message):
+    """The first message of a `ProcessStream` call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    ENCODING_FIELD_NUMBER: _builtins.int
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    SPEAKER_LATENCY_SECONDS_FIELD_NUMBER: _builtins.int
+    encoding: Global___PcmEncoding.ValueType
+    """How each sample is written."""
+    sample_rate_hz: _builtins.int
+    """Samples per second per channel, 8000 to 48000; the audio is resampled to 16 kHz."""
+    channels: _builtins.int
+    """Interleaved channels, 1 or 2 (mixed down to one); 0 means 1."""
+    speaker_latency_seconds: _builtins.float
+    """How long after the audio arrives its provisional speakers are decided, in
+    seconds, 0.5 to 10; 0 means 2 s. Longer is more accurate; words past it take
+    the last speaker heard until then (`speaker_update` corrects them).
+    """
+    @_builtins.property
+    def options(self) -> Global___ProcessOptions:
+        """Processing options, as for `Process`."""
+
+    def __init__(
+        self,
+        *,
+        options: Global___ProcessOptions | None = ...,
+        encoding: Global___PcmEncoding.ValueType = ...,
+        sample_rate_hz: _builtins.int = ...,
+        channels: _builtins.int = ...,
+        speaker_latency_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "encoding", b"encoding", "options", b"options", "sample_rate_hz", b"sample_rate_hz", "speaker_latency_seconds", b"speaker_latency_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiveStreamConfig: _TypeAlias = LiveStreamConfig  # noqa: Y015
 
 @_typing.final
 class ProcessOptions(_message.Message):
@@ -269,6 +368,8 @@ class ProcessEvent(_message.Message):
     WARNING_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     ATTRIBUTED_SEGMENT_FIELD_NUMBER: _builtins.int
+    LIVE_SEGMENT_FIELD_NUMBER: _builtins.int
+    SPEAKER_UPDATE_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
     elapsed_seconds: _builtins.float
     """Seconds since the call started."""
@@ -311,6 +412,16 @@ class ProcessEvent(_message.Message):
         (skipped or failed) or without transcription.
         """
 
+    @_builtins.property
+    def live_segment(self) -> Global___LiveSegment:
+        """`ProcessStream` only: a transcript segment as soon as the transcriber
+        finalises it, its words with their provisional speakers.
+        """
+
+    @_builtins.property
+    def speaker_update(self) -> Global___SpeakerUpdate:
+        """`ProcessStream` only: new speakers for the words of an earlier `live_segment`."""
+
     def __init__(
         self,
         *,
@@ -322,13 +433,15 @@ class ProcessEvent(_message.Message):
         warning: Global___Warning | None = ...,
         result: Global___ProcessResult | None = ...,
         attributed_segment: Global___AttributedSegment | None = ...,
+        live_segment: Global___LiveSegment | None = ...,
+        speaker_update: Global___SpeakerUpdate | None = ...,
         sequence: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attributed_segment", b"attributed_segment", "event", b"event", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attributed_segment", b"attributed_segment", "event", b"event", "live_segment", b"live_segment", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "speaker_update", b"speaker_update", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributed_segment", b"attributed_segment", "elapsed_seconds", b"elapsed_seconds", "event", b"event", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "sequence", b"sequence", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributed_segment", b"attributed_segment", "elapsed_seconds", b"elapsed_seconds", "event", b"event", "live_segment", b"live_segment", "progress", b"progress", "queued", b"queued", "result", b"result", "segment", b"segment", "sequence", b"sequence", "speaker_update", b"speaker_update", "stage", b"stage", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["queued", "stage", "progress", "segment", "warning", "result", "attributed_segment"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["queued", "stage", "progress", "segment", "warning", "result", "attributed_segment", "live_segment", "speaker_update"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -563,6 +676,84 @@ class AttributedSegment(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AttributedSegment: _TypeAlias = AttributedSegment  # noqa: Y015
+
+@_typing.final
+class LiveSegment(_message.Message):
+    """A final transcript segment of a live stream, sent as soon as it is decoded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
+    LATENCY_SECONDS_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Its place among the stream's live segments, from 0; `SpeakerUpdate.index` refers to it."""
+    latency_seconds: _builtins.float
+    """Seconds from the end of the segment's audio (as received by the server) to
+    this event.
+    """
+    @_builtins.property
+    def segment(self) -> Global___AttributedSegment:
+        """The segment. Each word carries its provisional speaker: the one the diarizer
+        tracks there so far, or, for words past the audio it has analysed, the last
+        speaker it heard (a `speaker_update` follows when that was wrong); the
+        segment's `speaker` is the one speaking most of its words.
+        """
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        segment: Global___AttributedSegment | None = ...,
+        latency_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["segment", b"segment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "latency_seconds", b"latency_seconds", "segment", b"segment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiveSegment: _TypeAlias = LiveSegment  # noqa: Y015
+
+@_typing.final
+class SpeakerUpdate(_message.Message):
+    """New speakers for one earlier live segment: later audio changed the diarizer's
+    view, or (`final`) the clustering over the whole stream relabelled it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    SPEAKER_FIELD_NUMBER: _builtins.int
+    WORD_SPEAKERS_FIELD_NUMBER: _builtins.int
+    FINAL_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """The `LiveSegment.index` of the segment."""
+    speaker: _builtins.str
+    """Its speaker now (the one speaking most of its words)."""
+    final: _builtins.bool
+    """True when these are the speakers of the result (after the half-close), which
+    no later event changes.
+    """
+    @_builtins.property
+    def word_speakers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The speaker of each of its words now, in order (as many as it has words)."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        speaker: _builtins.str = ...,
+        word_speakers: _abc.Iterable[_builtins.str] | None = ...,
+        final: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["final", b"final", "index", b"index", "speaker", b"speaker", "word_speakers", b"word_speakers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpeakerUpdate: _TypeAlias = SpeakerUpdate  # noqa: Y015
 
 @_typing.final
 class Timings(_message.Message):

@@ -41,6 +41,11 @@ class OrchestratorStub:
                 request_serializer=whospoke_dot_v1_dot_orchestrator__pb2.ProcessRequest.SerializeToString,
                 response_deserializer=whospoke_dot_v1_dot_orchestrator__pb2.ProcessEvent.FromString,
                 _registered_method=True)
+        self.ProcessStream = channel.stream_stream(
+                '/whospoke.v1.Orchestrator/ProcessStream',
+                request_serializer=whospoke_dot_v1_dot_orchestrator__pb2.ProcessStreamRequest.SerializeToString,
+                response_deserializer=whospoke_dot_v1_dot_orchestrator__pb2.ProcessEvent.FromString,
+                _registered_method=True)
         self.Upload = channel.stream_unary(
                 '/whospoke.v1.Orchestrator/Upload',
                 request_serializer=whospoke_dot_v1_dot_orchestrator__pb2.UploadChunk.SerializeToString,
@@ -73,6 +78,19 @@ class OrchestratorServicer:
         position changes), `decoding`, then `progress` and `segment` events from both
         stages concurrently, `merging`, and one final `result`. `warning` events may
         come at any time. Errors end the stream with a status code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProcessStream(self, request_iterator, context):
+        """Processes audio while it is captured (a call, a meeting, a microphone). The
+        first message is the config, then raw PCM as it is captured; half-close the
+        stream when the audio ends. Events: `stage`, `live_segment` as soon as each
+        utterance is final (words with provisional speakers), `speaker_update` when
+        later audio changes the speakers of earlier words, `progress`, `warning`,
+        then, after the half-close, `merging`, the `attributed_segment`s and the
+        same `result` as `Process` would give for the whole recording.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +130,11 @@ def add_OrchestratorServicer_to_server(servicer, server):
             'Process': grpc.unary_stream_rpc_method_handler(
                     servicer.Process,
                     request_deserializer=whospoke_dot_v1_dot_orchestrator__pb2.ProcessRequest.FromString,
+                    response_serializer=whospoke_dot_v1_dot_orchestrator__pb2.ProcessEvent.SerializeToString,
+            ),
+            'ProcessStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ProcessStream,
+                    request_deserializer=whospoke_dot_v1_dot_orchestrator__pb2.ProcessStreamRequest.FromString,
                     response_serializer=whospoke_dot_v1_dot_orchestrator__pb2.ProcessEvent.SerializeToString,
             ),
             'Upload': grpc.stream_unary_rpc_method_handler(
@@ -163,6 +186,33 @@ class Orchestrator:
             target,
             '/whospoke.v1.Orchestrator/Process',
             whospoke_dot_v1_dot_orchestrator__pb2.ProcessRequest.SerializeToString,
+            whospoke_dot_v1_dot_orchestrator__pb2.ProcessEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProcessStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/whospoke.v1.Orchestrator/ProcessStream',
+            whospoke_dot_v1_dot_orchestrator__pb2.ProcessStreamRequest.SerializeToString,
             whospoke_dot_v1_dot_orchestrator__pb2.ProcessEvent.FromString,
             options,
             channel_credentials,

@@ -41,6 +41,15 @@ class OrchestratorStub:
     stages concurrently, `merging`, and one final `result`. `warning` events may
     come at any time. Errors end the stream with a status code.
     """
+    ProcessStream: _grpc.StreamStreamMultiCallable[_orchestrator_pb2.ProcessStreamRequest, _orchestrator_pb2.ProcessEvent]
+    """Processes audio while it is captured (a call, a meeting, a microphone). The
+    first message is the config, then raw PCM as it is captured; half-close the
+    stream when the audio ends. Events: `stage`, `live_segment` as soon as each
+    utterance is final (words with provisional speakers), `speaker_update` when
+    later audio changes the speakers of earlier words, `progress`, `warning`,
+    then, after the half-close, `merging`, the `attributed_segment`s and the
+    same `result` as `Process` would give for the whole recording.
+    """
     Upload: _grpc.StreamUnaryMultiCallable[_orchestrator_pb2.UploadChunk, _orchestrator_pb2.UploadResponse]
     """Stores a recording too large for one message; `Process` then refers to its id."""
     GetUpload: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetUploadRequest, _orchestrator_pb2.UploadInfo]
@@ -62,6 +71,15 @@ class OrchestratorAsyncStub(OrchestratorStub):
     position changes), `decoding`, then `progress` and `segment` events from both
     stages concurrently, `merging`, and one final `result`. `warning` events may
     come at any time. Errors end the stream with a status code.
+    """
+    ProcessStream: _aio.StreamStreamMultiCallable[_orchestrator_pb2.ProcessStreamRequest, _orchestrator_pb2.ProcessEvent]  # type: ignore[assignment]
+    """Processes audio while it is captured (a call, a meeting, a microphone). The
+    first message is the config, then raw PCM as it is captured; half-close the
+    stream when the audio ends. Events: `stage`, `live_segment` as soon as each
+    utterance is final (words with provisional speakers), `speaker_update` when
+    later audio changes the speakers of earlier words, `progress`, `warning`,
+    then, after the half-close, `merging`, the `attributed_segment`s and the
+    same `result` as `Process` would give for the whole recording.
     """
     Upload: _aio.StreamUnaryMultiCallable[_orchestrator_pb2.UploadChunk, _orchestrator_pb2.UploadResponse]  # type: ignore[assignment]
     """Stores a recording too large for one message; `Process` then refers to its id."""
@@ -87,6 +105,21 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         position changes), `decoding`, then `progress` and `segment` events from both
         stages concurrently, `merging`, and one final `result`. `warning` events may
         come at any time. Errors end the stream with a status code.
+        """
+
+    @_abc_1.abstractmethod
+    def ProcessStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_orchestrator_pb2.ProcessStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.ProcessEvent], _abc.AsyncIterator[_orchestrator_pb2.ProcessEvent]]:
+        """Processes audio while it is captured (a call, a meeting, a microphone). The
+        first message is the config, then raw PCM as it is captured; half-close the
+        stream when the audio ends. Events: `stage`, `live_segment` as soon as each
+        utterance is final (words with provisional speakers), `speaker_update` when
+        later audio changes the speakers of earlier words, `progress`, `warning`,
+        then, after the half-close, `merging`, the `attributed_segment`s and the
+        same `result` as `Process` would give for the whole recording.
         """
 
     @_abc_1.abstractmethod
