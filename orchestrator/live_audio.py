@@ -23,7 +23,7 @@ from typing import Any
 import av
 import numpy as np
 
-from orchestrator.spool import BYTES_PER_SAMPLE, read_samples
+from orchestrator.spool import BYTES_PER_SAMPLE, read_samples, write_block
 from whospoke.common.audio import SAMPLE_RATE
 from whospoke.common.errors import InvalidArgument
 from whospoke.v1 import audio_pb2
@@ -100,15 +100,11 @@ class PcmConverter:
         frame = av.AudioFrame.from_ndarray(samples, format=self._name, layout=layout)
         frame.sample_rate, frame.pts = fmt.rate, self._pts
         self._pts += frames
-        return b"".join(
-            bytes(out.planes[0])[: out.samples * 2] for out in self._resampler.resample(frame)
-        )
+        return _pcm(self._resampler.resample(frame))
 
     def flush(self) -> bytes:
         """What the resampler still holds at the end of the stream."""
-        return b"".join(
-            bytes(out.planes[0])[: out.samples * 2] for out in self._resampler.resample(None)
-        )
+        return _pcm(self._resampler.resample(None))
 
 
 @dataclass
@@ -177,7 +173,12 @@ class LiveAudio:
         await asyncio.to_thread(self.path.unlink, missing_ok=True)
 
 
+def _pcm(frames: list[Any]) -> bytes:
+    """The resampler's s16 mono frames as bytes, as `PcmDecoder` takes them."""
+    return b"".join(frame.to_ndarray().tobytes() for frame in frames)
+
+
 def _append(path: Path, pcm: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)  # as `spool` does: it may not exist yet
     with path.open("ab") as out:
-        out.write(pcm)
+        write_block(out, pcm)

@@ -164,7 +164,7 @@ def _write(
             for block in decoder:
                 if stop.is_set():
                     raise Cancelled("the job was cancelled while decoding")
-                _append(out, block)
+                write_block(out, block)
                 progress.declared_seconds = decoder.declared_seconds
                 progress.decoded_seconds = decoder.decoded_seconds
     except BaseException:
@@ -173,7 +173,7 @@ def _write(
     return decoder.samples
 
 
-def _append(out: BinaryIO, block: bytes) -> None:
+def write_block(out: BinaryIO, block: bytes) -> None:
     try:
         out.write(block)
     except OSError as exc:
