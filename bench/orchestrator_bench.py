@@ -89,13 +89,9 @@ class Services:
             s.stop()
 
     def peak_rss_mib(self) -> dict[str, float]:
-        """VmHWM of each service process."""
-        peaks = {}
-        for s in self.all:
-            status = Path(f"/proc/{s.process.pid}/status").read_text()
-            line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-            peaks[s.name] = int(line.split()[1]) / 1024
-        return peaks
+        """VmHWM of each service process, plus its child processes' (the transcriber's
+        model processes): an upper bound of the service's peak."""
+        return {s.name: sum(map(peak_kib, family(s.process.pid))) / 1024 for s in self.all}
 
     async def process(self, data: bytes, options: pb.ProcessOptions | None = None) -> Outcome:
         """Inline up to 16 MiB, else through `Upload` (as `whospoke process` does)."""
@@ -225,6 +221,20 @@ async def throughput(services: Services, data: bytes, seconds: float) -> list[st
 CANCEL_AFTER = (0.0, 0.75, 1.5, 2.25, 3.0, 3.75, 4.5)
 """Seconds after the first segment at which a cancel is sent: points spread over one
 batched decoder pass (about 4.5 s for 4 windows of Whisper base on 2 CPU threads)."""
+
+
+def family(pid: int) -> list[int]:
+    """`pid` and its descendants."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += family(int(child))
+    return found
+
+
+def peak_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1])
 
 
 async def cancel_times(services: Services, data: bytes) -> list[float]:
@@ -369,7 +379,8 @@ def scale_lines(ours: dict[str, Any]) -> list[str]:
         + f" s (median {statistics.median(ours['cancel']):.2f}, max {max(ours['cancel']):.2f}).",
         "",
         "### Peak RSS of each service (MiB): after the 5-minute jobs, then after one "
-        "30-minute and one 60-minute `Process`",
+        "30-minute and one 60-minute `Process` (a service's child processes included: "
+        "the transcriber's model process)",
         "",
         "| audio (min) | transcriber | diarizer | orchestrator |",
         "|---|---|---|---|",

@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--model", default="base")
     parser.add_argument("--count", type=int, default=16)
     args = parser.parse_args()
-    engine = FasterWhisperEngine(ModelConfig(model=args.model, cpu_threads=2))
+    engine = FasterWhisperEngine(ModelConfig(model=args.model, cpu_threads=2, model_process="off"))
     engine.load()
     sets: list[tuple[str, Samples, str, str | None]] = [
         ("sample.wav (en, 2 speakers)", decode_audio(sample_path()), sample_transcript(), None)

@@ -157,7 +157,11 @@ async def main() -> None:
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     inputs = sources(args.quick)
-    engine = FasterWhisperEngine(ModelConfig(model=args.model, cpu_threads=args.threads))
+    # In process: whole-file faster-whisper on it is the baseline; the service (below) runs
+    # as deployed, its model in a child process.
+    engine = FasterWhisperEngine(
+        ModelConfig(model=args.model, cpu_threads=args.threads, model_process="off")
+    )
     engine.load()
     service = ServiceProcess.start(
         "transcriber", ["--model", args.model, "--cpu-threads", str(args.threads)]

@@ -16,8 +16,9 @@ The pipeline's `forward` is faster-whisper's own code (pinned version); times
 come back in the piece's speech-only timeline and are mapped to the stream's.
 
 A cancelled stream stops the pass between its stages (encoder, beam search,
-word alignment): CTranslate2 cannot interrupt a stage, so one batched beam
-search is the most a cancel waits for (BENCHMARKS.md has the measured times).
+word alignment). CTranslate2 cannot interrupt a stage: on CPU the model runs in
+a child process that the cancel kills (transcriber/model_process.py); in
+process (on a GPU) the stage in flight is the most a cancel waits for.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from faster_whisper.transcribe import TranscriptionOptions as WhisperOptions
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 from faster_whisper.vad import SpeechTimestampsMap
 
+from transcriber.model_process import Stopped
 from transcriber.review import LOGPROB_LIMIT, NO_SPEECH_LIMIT
 from transcriber.windows import KEPT_SILENCE, Region
 from whospoke.common.audio import SAMPLE_RATE, Samples, seconds
@@ -67,10 +69,6 @@ class Piece:
             else:
                 joined.append(region)
         return joined
-
-
-class Stopped(Exception):
-    """The stream was cancelled between two stages of a batched pass."""
 
 
 class _Stoppable:
@@ -266,4 +264,23 @@ def shifted(segment: Segment, offset: float) -> Segment:
         start=segment.start + offset,
         end=segment.end + offset,
         words=tuple(replace(w, start=w.start + offset, end=w.end + offset) for w in segment.words),
+    )
+
+
+def converted(raw: Any, offset: float, language: str) -> Segment:
+    """A faster-whisper segment, `offset` seconds later."""
+    words = tuple(
+        Word(float(w.start) + offset, float(w.end) + offset, w.word, float(w.probability))
+        for w in raw.words or ()
+    )
+    return Segment(
+        index=0,
+        start=float(raw.start) + offset,
+        end=float(raw.end) + offset,
+        text=raw.text,
+        words=words,
+        avg_logprob=float(raw.avg_logprob),
+        no_speech_prob=float(raw.no_speech_prob),
+        compression_ratio=float(raw.compression_ratio),
+        language=language,
     )

@@ -21,9 +21,10 @@ MAX_BATCH_SIZE = 64
 GPU_BATCH_SIZE = 8
 CPU_BATCH_SIZE = 4
 """On 2 CPU cores (Whisper base), the transcriber alone decodes the dev meeting in 10.7 s
-with batches of 4, 13.5 s with 2 (the whole file with faster-whisper: 17.8 s); a cancel waits
-for the beam search in flight: up to 2.4-2.7 s with 4, 1.2 s with 2 (2.1 s for the hardest
-window alone, so no batch size bounds it below 2 s with this model on 2 cores)."""
+with batches of 4, 13.5 s with 2 (the whole file with faster-whisper: 17.8 s). With the model
+in process (`--model-process off`) a cancel waits for the beam search in flight: up to
+2.4-2.7 s with 4, 1.2 s with 2 (2.1 s for the hardest window alone, so no batch size bounds
+it below 2 s with this model on 2 cores); in a child process, the call is killed."""
 
 DEFAULT_PORT = 50061
 DEFAULT_METRICS_PORT = 9461
@@ -41,6 +42,9 @@ class ModelConfig:
     default_beam_size: int = 5
     batch_size: int = 0
     """Windows of a file decoded in one pass; 0: `auto_batch_size` for the device."""
+    model_process: str = "auto"
+    """The model in child processes a cancel kills (transcriber/model_process.py): on, off,
+    or auto (on for CPU)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,13 @@ def parser() -> EnvParser:
         minimum=0,
         maximum=MAX_BATCH_SIZE,
     )
+    p.flag(
+        "model-process",
+        "auto",
+        "run the model in a child process per concurrent stream, which a cancel kills at "
+        "once (auto: on CPU, not on a GPU)",
+        choices=["auto", "on", "off"],
+    )
     p.flag("max-concurrent-streams", 1, "streams transcribed at once", type=int, minimum=1)
     p.flag("max-queued-streams", 8, "streams that may wait for a slot", type=int, minimum=0)
     p.flag(
@@ -129,6 +140,7 @@ def load_config(argv: Sequence[str] | None = None) -> TranscriberConfig:
             cpu_threads=args.cpu_threads,
             default_beam_size=args.beam_size,
             batch_size=batch,
+            model_process=args.model_process,
         ),
         max_concurrent_streams=args.max_concurrent_streams,
         max_queued_streams=args.max_queued_streams,

@@ -7,13 +7,16 @@ transcriber/session.py.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 
 import ctranslate2
 from faster_whisper import WhisperModel
+from faster_whisper.utils import download_model
 
 from transcriber.config import ModelConfig, auto_batch_size
 from transcriber.domain import EngineInfo
+from transcriber.model_process import ModelFiles, ModelPool, metadata
 from transcriber.session import WhisperSession
 from whospoke.common.errors import InvalidArgument, Unavailable, quoted
 from whospoke.common.models import resolve_whisper
@@ -43,6 +46,7 @@ class FasterWhisperEngine:
         self._device = resolve_device(config.device)
         self._compute_type = resolve_compute_type(config.compute_type, self._device)
         self._model: WhisperModel | None = None
+        self._pool: ModelPool | None = None
 
     @property
     def ready(self) -> bool:
@@ -66,6 +70,36 @@ class FasterWhisperEngine:
             num_workers=self._workers,
             local_files_only=resolved.embedded,
         )
+        if self._model_process():
+            self._start_processes(resolved.location)
+
+    def _model_process(self) -> bool:
+        """The model in child processes: asked for, or by default on CPU (model_process.py)."""
+        wanted = self._config.model_process
+        return wanted == "on" or (wanted == "auto" and self._device == "cpu")
+
+    def _start_processes(self, location: str) -> None:
+        """One model process per concurrent stream; this process keeps only what it reads
+        of the model (its weights are freed: the children hold them)."""
+        model = self.model
+        path = (
+            location if os.path.isdir(location) else download_model(location, local_files_only=True)
+        )
+        files = ModelFiles(
+            path,
+            self._device,
+            self._config.device_index,
+            self._compute_type,
+            self._config.cpu_threads,
+        )
+        self._pool = ModelPool(files, self._workers)
+        self._pool.wait_ready()
+        model.model = metadata(model.model)
+
+    def close(self) -> None:
+        """Stop the model processes (they also end with the service)."""
+        if self._pool is not None:
+            self._pool.close()
 
     @property
     def model(self) -> WhisperModel:
@@ -105,4 +139,4 @@ class FasterWhisperEngine:
         if options.multilingual and not model.model.is_multilingual:
             options = replace(options, multilingual=False)
         batch = self._config.batch_size or auto_batch_size(self._device)
-        return WhisperSession(model, options, batch)
+        return WhisperSession(model, options, batch, self._pool)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -35,10 +36,11 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from transcriber.batched import Batch, Piece, Stopped, shifted
+from transcriber.batched import Batch, Piece, converted, shifted
 from transcriber.coverage import Span
 from transcriber.domain import Transcribed, TranscriptionItem
 from transcriber.languages import language_runs
+from transcriber.model_process import ModelPool, Stopped
 from transcriber.review import PieceReview
 from transcriber.windows import (
     ANALYSIS_SAMPLES,
@@ -57,7 +59,6 @@ from whospoke.contract.transcription import (
     Segment,
     SpeechWarning,
     TranscriptionOptions,
-    Word,
     language_shares,
 )
 
@@ -82,8 +83,13 @@ class WhisperSession:
     """The buffer and decoding state of one stream."""
 
     def __init__(
-        self, model: WhisperModel, options: TranscriptionOptions, batch_size: int = 1
+        self,
+        model: WhisperModel,
+        options: TranscriptionOptions,
+        batch_size: int = 1,
+        pool: ModelPool | None = None,
     ) -> None:
+        self._base, self._pool = model, pool
         self._model = model
         self._options = options
         self._batched = not options.live and not options.multilingual
@@ -138,6 +144,17 @@ class WhisperSession:
             self._received += samples.size
 
     def run(self, final: bool, stop: threading.Event) -> Iterator[TranscriptionItem]:
+        """Decode what is ready; `stop` ends it at the next stage, or at once in a model
+        process (transcriber/model_process.py), which the lease then replaces."""
+        lease = self._pool.lease(self._base, stop) if self._pool else nullcontext(self._base)
+        try:
+            with lease as model:
+                self._model = model
+                yield from self._run(final, stop)
+        except Stopped:
+            return
+
+    def _run(self, final: bool, stop: threading.Event) -> Iterator[TranscriptionItem]:
         while not stop.is_set():
             buffer = self._snapshot()
             regions = self._speech(buffer, final)
@@ -245,14 +262,11 @@ class WhisperSession:
         review and send each piece's segments in order."""
         if not pieces:
             return
-        try:
-            batch = Batch(self._model, [piece for _, piece in pieces], stop)
-            if not self._language:
-                self._found_language(*batch.language())
-            language = self._language
-            decoded = batch.decode(language, self._decoding(language))
-        except Stopped:
-            return
+        batch = Batch(self._model, [piece for _, piece in pieces], stop)
+        if not self._language:
+            self._found_language(*batch.language())
+        language = self._language
+        decoded = batch.decode(language, self._decoding(language))
         for (base, piece), segments in zip(pieces, decoded, strict=True):
             offset = seconds(self._committed + base)
             spans = [
@@ -308,7 +322,7 @@ class WhisperSession:
         alone = partial(self._decode_alone, audio, offset, language, stop)
         review = PieceReview(spans, alone)
         for raw in segments:
-            yield from self._emit(review.add(self._convert(raw, offset, language)))
+            yield from self._emit(review.add(converted(raw, offset, language)))
             yield Transcribed(self.transcribed_seconds)
             if stop.is_set() or raw.end >= speech_end - TAIL_TOLERANCE:
                 break
@@ -363,7 +377,7 @@ class WhisperSession:
         for raw in segments:
             if stop.is_set():
                 break
-            decoded.append(self._convert(raw, offset + seconds(first), language))
+            decoded.append(converted(raw, offset + seconds(first), language))
         return decoded
 
     def _emit(self, items: Iterable[Segment | SpeechWarning]) -> Iterator[TranscriptionItem]:
@@ -379,21 +393,3 @@ class WhisperSession:
             )
             yield replace(item, index=self._next_index)
             self._next_index += 1
-
-    def _convert(self, raw: Any, offset: float, language: str) -> Segment:
-        """A faster-whisper segment, `offset` seconds later."""
-        words = tuple(
-            Word(float(w.start) + offset, float(w.end) + offset, w.word, float(w.probability))
-            for w in raw.words or ()
-        )
-        return Segment(
-            index=0,
-            start=float(raw.start) + offset,
-            end=float(raw.end) + offset,
-            text=raw.text,
-            words=words,
-            avg_logprob=float(raw.avg_logprob),
-            no_speech_prob=float(raw.no_speech_prob),
-            compression_ratio=float(raw.compression_ratio),
-            language=language,
-        )

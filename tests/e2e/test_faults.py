@@ -151,10 +151,10 @@ async def test_transcriber_killed_is_unavailable_then_recovers(
 async def test_client_cancel_stops_both_backends(stack: Stack, long_audio: bytes) -> None:
     """Both backends drop the call within 2 s (issue 15's target).
 
-    The transcriber stops its batched pass at the next stage boundary (the
-    CTranslate2 encoder or beam search in flight finishes first): 0.06-0.17 s
-    with this stack's tiny.en on 1 thread of a 2-core machine, a tenth of the
-    bound; bench/orchestrator_bench.py measures it with the default base model.
+    The transcriber kills its model process, which was running the call in flight
+    (transcriber/model_process.py): 0.06-0.17 s with this stack's tiny.en on 1
+    thread of a 2-core machine, a tenth of the bound; bench/orchestrator_bench.py
+    measures it with the default base model.
     """
     address = f"127.0.0.1:{stack.ports['orchestrator']}"
     async with grpc.aio.insecure_channel(address) as channel:

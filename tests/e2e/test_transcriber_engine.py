@@ -32,16 +32,18 @@ from whospoke.evaluation import (
 pytestmark = pytest.mark.models
 
 
+# In process (`model_process="off"`): the whole-file reference is faster-whisper on the
+# engine's own model; tests/e2e/test_model_process.py shows the child decodes the same.
 @pytest.fixture(scope="module")
 def tiny() -> FasterWhisperEngine:
-    engine = FasterWhisperEngine(ModelConfig(model="tiny.en", cpu_threads=2))
+    engine = FasterWhisperEngine(ModelConfig(model="tiny.en", cpu_threads=2, model_process="off"))
     engine.load()
     return engine
 
 
 @pytest.fixture(scope="module")
 def base() -> FasterWhisperEngine:
-    engine = FasterWhisperEngine(ModelConfig(model="base", cpu_threads=2))
+    engine = FasterWhisperEngine(ModelConfig(model="base", cpu_threads=2, model_process="off"))
     engine.load()
     return engine
 
