@@ -16,6 +16,7 @@ RESOURCE_EXHAUSTED past `max_lag`, rather than drifting further behind.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from pathlib import Path
 from orchestrator.domain import JobOptions, LiveTurns
 from orchestrator.jobs import JobEvent, JobRunner, StageStarted
 from orchestrator.live_audio import LiveAudio, PcmConverter, PcmFormat
+from orchestrator.live_decode import StreamDecoder
 from orchestrator.live_view import LiveView
 from orchestrator.options import options_from_pb
 from orchestrator.progress import JobWarning, RunState
@@ -83,7 +85,7 @@ class LiveStreams:
         audio = LiveAudio(path, self.limits.max_seconds)
         try:
             streams: dict[str, AsyncIterator[JobEvent | None]] = {
-                "audio": _fed(requests, audio, PcmConverter(fmt)),
+                "audio": _fed(requests, audio, converter(fmt)),
                 "job": run_live(self._runner, audio, options, self.limits.max_lag_seconds),
             }
             async for _, event in interleave(streams):
@@ -94,23 +96,34 @@ class LiveStreams:
             await audio.remove()
 
 
+def converter(fmt: PcmFormat) -> PcmConverter | StreamDecoder:
+    """What turns the stream's messages into 16 kHz mono s16le."""
+    return StreamDecoder() if fmt.encoding == pb.ENCODED_STREAM else PcmConverter(fmt)
+
+
 async def _fed(
-    requests: AsyncIterator[pb.ProcessStreamRequest], audio: LiveAudio, converter: PcmConverter
+    requests: AsyncIterator[pb.ProcessStreamRequest],
+    audio: LiveAudio,
+    converter: PcmConverter | StreamDecoder,
 ) -> AsyncIterator[None]:
-    """Moves the client's audio into `audio`, converted; None after each message."""
-    async for request in requests:
-        if request.WhichOneof("request") != "audio":
-            raise InvalidArgument("config: only the first message carries a config; send audio")
-        pcm = converter.convert(request.audio)
-        if (audio.samples + len(pcm) // BYTES_PER_SAMPLE) / SAMPLE_RATE > audio.max_seconds:
-            raise InvalidArgument(
-                f"audio: the stream is longer than the {audio.max_seconds:.0f} s "
-                "this server accepts"
-            )
-        await audio.append(pcm)
-        yield None
-    await audio.append(converter.flush())
-    await audio.close()
+    """Moves the client's audio into `audio`, converted (in a worker thread: an encoded
+    stream's decoder may take a moment); None after each message."""
+    try:
+        async for request in requests:
+            if request.WhichOneof("request") != "audio":
+                raise InvalidArgument("config: only the first message carries a config; send audio")
+            pcm = await asyncio.to_thread(converter.convert, request.audio)
+            if (audio.samples + len(pcm) // BYTES_PER_SAMPLE) / SAMPLE_RATE > audio.max_seconds:
+                raise InvalidArgument(
+                    f"audio: the stream is longer than the {audio.max_seconds:.0f} s "
+                    "this server accepts"
+                )
+            await audio.append(pcm)
+            yield None
+        await audio.append(await asyncio.to_thread(converter.flush))
+        await audio.close()
+    finally:
+        converter.close()
 
 
 class LagGuard:

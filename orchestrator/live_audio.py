@@ -49,9 +49,12 @@ class PcmFormat:
 
     @classmethod
     def from_pb(cls, config: pb.LiveStreamConfig) -> PcmFormat:
-        """The config's format; INVALID_ARGUMENT naming the field that is wrong."""
+        """The config's format; INVALID_ARGUMENT naming the field that is wrong. An
+        encoded stream's rate and channels come from its own header."""
+        if config.encoding == pb.ENCODED_STREAM:
+            return cls(config.encoding, 0, 0)
         if config.encoding not in ENCODINGS:
-            raise InvalidArgument("config.encoding: give PCM_S16LE or PCM_F32LE")
+            raise InvalidArgument("config.encoding: give PCM_S16LE, PCM_F32LE or ENCODED_STREAM")
         if not MIN_RATE <= config.sample_rate_hz <= MAX_RATE:
             raise InvalidArgument(
                 f"config.sample_rate_hz: {config.sample_rate_hz} Hz is outside "
@@ -100,11 +103,14 @@ class PcmConverter:
         frame = av.AudioFrame.from_ndarray(samples, format=self._name, layout=layout)
         frame.sample_rate, frame.pts = fmt.rate, self._pts
         self._pts += frames
-        return _pcm(self._resampler.resample(frame))
+        return pcm_bytes(self._resampler.resample(frame))
 
     def flush(self) -> bytes:
         """What the resampler still holds at the end of the stream."""
-        return _pcm(self._resampler.resample(None))
+        return pcm_bytes(self._resampler.resample(None))
+
+    def close(self) -> None:
+        """Nothing to release (`StreamDecoder` has a thread to end)."""
 
 
 @dataclass
@@ -173,7 +179,7 @@ class LiveAudio:
         await asyncio.to_thread(self.path.unlink, missing_ok=True)
 
 
-def _pcm(frames: list[Any]) -> bytes:
+def pcm_bytes(frames: list[Any]) -> bytes:
     """The resampler's s16 mono frames as bytes, as `PcmDecoder` takes them."""
     return b"".join(frame.to_ndarray().tobytes() for frame in frames)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 
 from tests.fakes import FakeDiarizer, FakeTranscriber, orchestrator_server, wav_bytes
 from tests.integration.test_security import Pki, pki
+from tests.media import encoded
 from whospoke.cli.main import run
 from whospoke.common.config import ServerConfig
 from whospoke.common.errors import Unavailable
@@ -262,3 +264,21 @@ async def test_submit_then_job_wait_against_the_real_jobs_service(
     assert waited.out.splitlines() == ["SPEAKER_00: one", "SPEAKER_01: two"] * 3
     assert listed.code == 0 and [j["job_id"] for j in json.loads(listed.out)] == [job_id]
     assert cancelled.code == 0 and "succeeded" in cancelled.out
+
+
+async def test_live_sends_an_encoded_stream_from_stdin_as_it_comes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ffmpeg ... -f ogg - | whospoke live - --encoding encoded`: the server decodes it."""
+    data = encoded("ogg", "libopus", seconds=3.0, rate=48000)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))
+    async with orchestrator(tmp_path) as port:
+        server = f"127.0.0.1:{port}"
+        argv = ["live", "-", "--encoding", "encoded", "--server", server, "--format", "jsonl"]
+        outcome = await cli(capsys, *argv)
+    assert outcome.code == 0, outcome.err
+    events = [json.loads(line) for line in outcome.out.splitlines()]
+    segments = [e for e in events if e.get("type") == "segment"]
+    assert len(segments) == 3 and all(s["latency_seconds"] >= 0 for s in segments)
+    assert abs(events[-1]["duration"] - 3.0) < 0.05
+    assert "3 segments; latency p50" in outcome.err

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection
 from tests.fakes import FakeDiarizer, FakeTranscriber, wav_bytes
 from tests.integration.test_gateway_dashboard import ARGS, CHROMIUM, WITHIN_MS
 from tests.integration.test_gateway_ops import stack
+from tests.media import encoded
 from whospoke.common.audio import SAMPLE_RATE
 
 CONFIG = {"config": {"encoding": "PCM_S16LE", "sample_rate_hz": SAMPLE_RATE}}
@@ -67,6 +68,19 @@ async def test_audio_in_events_out_and_the_result_last(tmp_path: Path) -> None:
     assert result["audio_duration_seconds"] == 2.0  # 1 s + 1 s
     assert {s["speaker"] for s in result["segments"]} == {"SPEAKER_00", "SPEAKER_01"}
     assert any("stage" in m and m["stage"]["stage"] == "STAGE_MERGING" for m in rest)
+
+
+async def test_media_recorder_chunks_of_webm_opus(tmp_path: Path) -> None:
+    """What a browser's `MediaRecorder` sends: WebM/Opus cut anywhere, 3 s of audio."""
+    data = encoded("webm", "libopus", seconds=3.0, rate=48000)
+    async with realtime(tmp_path) as socket:
+        await socket.send(json.dumps({"config": {"encoding": "ENCODED_STREAM"}}))
+        for start in range(0, len(data), 2000):
+            await socket.send(data[start : start + 2000])
+        await socket.send(json.dumps({"end": True}))
+        seen = await until(socket, "result")
+    assert len([m for m in seen if "live_segment" in m]) == 3
+    assert abs(seen[-1]["result"]["audio_duration_seconds"] - 3.0) < 0.05
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeDiarizer, FakeTranscriber, harness, wav_bytes
+from tests.media import encoded
 from whospoke.common.audio import SAMPLE_RATE
 from whospoke.common.config import ServerConfig
 from whospoke.v1 import orchestrator_pb2 as pb
@@ -113,6 +114,48 @@ async def test_resampled_stereo_floats(tmp_path: Path) -> None:
         result = (await live.until("result")).result
     assert abs(result.audio_duration_seconds - 3.0) < 0.01
     assert len(live.of("live_segment")) == 3
+
+
+@pytest.mark.parametrize(("container", "codec"), [("webm", "libopus"), ("ogg", "libopus")])
+async def test_an_encoded_stream_is_decoded_as_its_bytes_arrive(
+    tmp_path: Path, container: str, codec: str
+) -> None:
+    """WebM/Opus (as a browser's MediaRecorder sends it) and Ogg/Opus, cut into
+    messages anywhere: the first second's bytes give a segment before the rest is
+    sent, and the result is `Process`'s on the same file."""
+    data = encoded(container, codec, seconds=4.0, rate=48000)
+    config = pb.LiveStreamConfig(encoding=pb.ENCODED_STREAM)
+    half = len(data) // 2
+    async with harness(FakeTranscriber(), FakeDiarizer(), tmp_path) as h:
+        live = LiveCall(h.stub, config)
+        for i in range(0, half, 1000):
+            live._requests.put_nowait(pb.ProcessStreamRequest(audio=data[i : min(i + 1000, half)]))
+        await live.until("live_segment")  # before the second half is sent
+        live._requests.put_nowait(pb.ProcessStreamRequest(audio=data[half:]))
+        live.close()
+        result = (await live.until("result")).result
+        process = [e async for e in h.stub.Process(pb.ProcessRequest(audio=data))]
+    expected = process[-1].result
+    assert abs(result.audio_duration_seconds - expected.audio_duration_seconds) < 0.05
+    assert [(s.speaker, s.text) for s in result.segments] == [
+        (s.speaker, s.text) for s in expected.segments
+    ]
+    assert len(live.of("live_segment")) == 4
+
+
+async def test_an_undecodable_encoded_stream_is_invalid_argument_naming_audio(
+    tmp_path: Path,
+) -> None:
+    transcriber, diarizer = FakeTranscriber(), FakeDiarizer()
+    config = pb.LiveStreamConfig(encoding=pb.ENCODED_STREAM)
+    async with harness(transcriber, diarizer, tmp_path) as h:
+        live = LiveCall(h.stub, config)
+        live._requests.put_nowait(pb.ProcessStreamRequest(audio=b"not a container " * 400))
+        live.close()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await live.until("result")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "audio: cannot decode the encoded stream" in (caught.value.details() or "")
 
 
 @pytest.mark.parametrize(

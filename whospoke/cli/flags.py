@@ -269,7 +269,11 @@ def live_flags(live: argparse.ArgumentParser) -> None:
         help="text lines, or one JSON object per event and the result last",
     )
     live.add_argument(
-        "--encoding", choices=("s16le", "f32le"), default="s16le", help="stdin's samples"
+        "--encoding",
+        choices=("s16le", "f32le", "encoded"),
+        default="s16le",
+        help="stdin's samples, or 'encoded': a compressed stream (WebM or Ogg Opus, MP3...) "
+        "whose header gives its rate and channels",
     )
     live.add_argument("--rate", type=int, default=16000, metavar="HZ", help="stdin's sample rate")
     live.add_argument("--channels", type=int, choices=(1, 2), default=1, help="stdin's channels")

@@ -2,9 +2,11 @@
 
 A file is decoded here and sent at `--pace` times real time, as a capture
 device would send it, which is how live latency is measured; `-` reads raw PCM
-from stdin (`arecord`, `ffmpeg -f s16le -`), sent as it comes. Each final
-segment is printed with its speaker and its latency: seconds from sending the
-end of its audio to receiving it. Speaker updates rewrite nothing already
+from stdin (`arecord`, `ffmpeg -f s16le -`), or with `--encoding encoded` an
+encoded stream (`ffmpeg -f ogg -`), sent as it comes. Each final segment is
+printed with its speaker and its latency: seconds from sending the end of its
+audio to receiving it (for an encoded stream, whose bytes this client cannot
+time, from the server's receiving it). Speaker updates rewrite nothing already
 printed in text mode (a line says what changed); `--format jsonl` prints every
 event as one JSON object, and, last, the result in the shape of
 `whospoke process --format json`.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import statistics
 import sys
@@ -22,7 +25,7 @@ from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import grpc
 
@@ -38,7 +41,14 @@ from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 
 MESSAGE_SECONDS = 0.1
 """Audio per message: what a capture device delivers at a time."""
-ENCODINGS = {"s16le": (pb.PCM_S16LE, 2), "f32le": (pb.PCM_F32LE, 4)}
+ENCODINGS = {
+    "s16le": (pb.PCM_S16LE, 2),
+    "f32le": (pb.PCM_F32LE, 4),
+    "encoded": (pb.ENCODED_STREAM, 0),
+}
+"""Each `--encoding`: its `PcmEncoding`, and its bytes per sample (none for a stream)."""
+READ_BYTES = 4096
+"""An encoded stream from stdin is sent as it comes, at most this much a message."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,11 @@ async def live(job: Live) -> int:
             async for event in call:
                 if event.HasField("live_segment"):
                     end = event.live_segment.segment.end_seconds
-                    latencies.append(time.perf_counter() - sent.at(end))
+                    latencies.append(
+                        time.perf_counter() - sent.at(end)
+                        if sent.times
+                        else event.live_segment.latency_seconds
+                    )
                 out.event(event, latencies[-1] if latencies else 0.0)
         except grpc.aio.AioRpcError as error:
             raise rpc_error(error, job.connection, job.timeout) from error
@@ -114,6 +128,11 @@ async def live(job: Live) -> int:
 
 async def _requests(job: Live, sent: Sent) -> AsyncIterator[pb.ProcessStreamRequest]:
     yield pb.ProcessStreamRequest(config=job.config)
+    if job.config.encoding == pb.ENCODED_STREAM:
+        stdin = cast(io.BufferedReader, sys.stdin.buffer)  # read1: what has come, not a full block
+        while data := await asyncio.to_thread(stdin.read1, READ_BYTES):
+            yield pb.ProcessStreamRequest(audio=data)
+        return
     started = time.perf_counter()
     seconds = 0.0
     rate, channels = job.config.sample_rate_hz, job.config.channels or 1

@@ -34,9 +34,15 @@ class _PcmEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PcmEncodi
     """16-bit signed integers, little-endian."""
     PCM_F32LE: _PcmEncoding.ValueType  # 2
     """32-bit IEEE floats, little-endian, full scale -1 to 1."""
+    ENCODED_STREAM: _PcmEncoding.ValueType  # 3
+    """A compressed stream in a container FFmpeg reads as it arrives: WebM/Opus (a
+    browser's MediaRecorder), Ogg/Opus, MP3, ADTS AAC, FLAC. Messages carry its
+    bytes in order, cut anywhere; its header gives the rate and channels, so
+    `sample_rate_hz` and `channels` are ignored.
+    """
 
 class PcmEncoding(_PcmEncoding, metaclass=_PcmEncodingEnumTypeWrapper):
-    """Sample encodings of raw PCM."""
+    """How a live stream's audio is written: raw PCM samples, or an encoded stream."""
 
 PCM_ENCODING_UNSPECIFIED: PcmEncoding.ValueType  # 0
 """Not used (INVALID_ARGUMENT)."""
@@ -44,6 +50,12 @@ PCM_S16LE: PcmEncoding.ValueType  # 1
 """16-bit signed integers, little-endian."""
 PCM_F32LE: PcmEncoding.ValueType  # 2
 """32-bit IEEE floats, little-endian, full scale -1 to 1."""
+ENCODED_STREAM: PcmEncoding.ValueType  # 3
+"""A compressed stream in a container FFmpeg reads as it arrives: WebM/Opus (a
+browser's MediaRecorder), Ogg/Opus, MP3, ADTS AAC, FLAC. Messages carry its
+bytes in order, cut anywhere; its header gives the rate and channels, so
+`sample_rate_hz` and `channels` are ignored.
+"""
 Global___PcmEncoding: _TypeAlias = PcmEncoding  # noqa: Y015
 
 class _Stage:
@@ -160,7 +172,9 @@ class LiveStreamConfig(_message.Message):
     encoding: Global___PcmEncoding.ValueType
     """How each sample is written."""
     sample_rate_hz: _builtins.int
-    """Samples per second per channel, 8000 to 48000; the audio is resampled to 16 kHz."""
+    """Samples per second per channel, 8000 to 48000; the audio is resampled to 16 kHz.
+    Ignored for ENCODED_STREAM.
+    """
     channels: _builtins.int
     """Interleaved channels, 1 or 2 (mixed down to one); 0 means 1."""
     speaker_latency_seconds: _builtins.float
