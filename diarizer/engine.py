@@ -21,6 +21,7 @@ from diarizer.domain import DiarizerEngineInfo
 from diarizer.embedders import WINDOW_SAMPLES, Embedder, PooledEmbedder, WindowEmbedder
 from diarizer.incremental import ClusteringSettings, IncrementalDiarizer
 from diarizer.models import CamPlusPlus, load_embedding, load_segmentation
+from diarizer.onnx_embedding import OnnxFrameNetwork, choose_embedding_runtime
 from diarizer.onnx_segmentation import OnnxSegmentation, choose_segmentation
 from whospoke.common.audio import Samples, seconds
 from whospoke.common.errors import Unavailable
@@ -48,6 +49,8 @@ class DiarizerModelConfig:
     threads: int = 0
     segmentation_runtime: str = "auto"
     """"onnx" (the CPU default when fetched) or "torch" (GPU, custom models)."""
+    embedding_runtime: str = "auto"
+    """CAM++'s frame network: "onnx" (the CPU default once exported) or "torch"."""
     clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
 
 
@@ -56,6 +59,7 @@ class PyannoteEngine:
         self._config = config
         self._device = torch.device("cpu")
         self._models: tuple[torch.nn.Module, Model] | None = None
+        self._frames: OnnxFrameNetwork | None = None
 
     @property
     def ready(self) -> bool:
@@ -85,6 +89,9 @@ class PyannoteEngine:
         custom = bool(self._config.segmentation)
         runtime, threads = self._config.segmentation_runtime, self._config.threads
         chosen = choose_segmentation(segmentation, runtime, custom, on_cpu, threads)
+        embedded = isinstance(embedding, CamPlusPlus)
+        runtime = self._config.embedding_runtime
+        self._frames = choose_embedding_runtime(runtime, embedded, on_cpu, threads)
         self._models = (chosen, embedding)
 
     def info(self) -> DiarizerEngineInfo:
@@ -92,7 +99,8 @@ class PyannoteEngine:
         return DiarizerEngineInfo(
             segmentation_model=(c.segmentation or "pyannote/segmentation-3.0 (embedded)")
             + (" (ONNX Runtime)" if self._onnx else ""),
-            embedding_model=c.embedding or "CAM++ 3D-Speaker zh-en common (embedded)",
+            embedding_model=(c.embedding or "CAM++ 3D-Speaker zh-en common (embedded)")
+            + (" (ONNX Runtime)" if self._frames else ""),
             embedding_mode=self.embedding_mode,
             device=self._device.type,
             clustering_method=c.clustering.method,
@@ -121,9 +129,9 @@ class PyannoteEngine:
         embedder: Embedder
         tracking: Embedder | None = None
         if self.embedding_mode == "pooled" and isinstance(embedding, CamPlusPlus):
-            embedder = PooledEmbedder(embedding)
+            embedder = PooledEmbedder(embedding, network=self._frames)
             if options.live_turns:
-                tracking = PooledEmbedder(embedding, LIVE_BLOCK_SECONDS)
+                tracking = PooledEmbedder(embedding, LIVE_BLOCK_SECONDS, self._frames)
         else:
             embedder = WindowEmbedder(embedding, self._config.batch_size)
         diarizer = IncrementalDiarizer(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -122,23 +123,22 @@ class CamPlusPlus(Model):
         embedding: torch.Tensor = self.network(features[None])[0]
         return embedding
 
-    def frame_features(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(1, samples) → (512, ceil(samples / FRAME_SAMPLES)): CAM++ before its pooling.
+    def frame_features(
+        self, waveform: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """(1, samples) -> (512, ceil(samples / FRAME_SAMPLES)): CAM++ before its pooling.
 
         Lets a stream run the network once over its audio and pool the frames of any
-        (window, speaker) pair afterwards, instead of one pass per pair.
+        (window, speaker) pair afterwards, instead of one pass per pair. `network` runs
+        the frame network instead of PyTorch (its ONNX export, diarizer/onnx_embedding.py).
         """
         if waveform.shape[-1] < 400:
             waveform = F.pad(waveform, (0, 400 - waveform.shape[-1]))
         features = self.fbank(waveform)
-        features = features - features.mean(dim=0, keepdim=True)
-        x = self.network.head(features.T[None])
-        for name, layer in self.network.xvector.named_children():
-            if name == "stats":
-                break
-            x = layer(x)
+        features = (features - features.mean(dim=0, keepdim=True)).T[None]
+        x = network(features) if network else frame_network(self.network, features)
         wanted = -(-waveform.shape[-1] // FRAME_SAMPLES)
-        frames: torch.Tensor = x[0]
+        frames: torch.Tensor = x[0].to(waveform.device)
         if frames.shape[1] < wanted:
             frames = F.pad(frames[None], (0, wanted - frames.shape[1]), mode="replicate")[0]
         return frames[:, :wanted]
@@ -167,3 +167,27 @@ class CamPlusPlus(Model):
                 for index, waveform in enumerate(waveforms)
             ]
         )
+
+
+def frame_network(network: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """CAM++ from (1, 80, fbank frames) mean-normalised features up to its statistics
+    pooling: (1, 512, frames at 20 ms)."""
+    head: torch.nn.Module = network.head  # type: ignore[assignment]
+    xvector: torch.nn.Module = network.xvector  # type: ignore[assignment]
+    x: torch.Tensor = head(features)
+    for name, layer in xvector.named_children():
+        if name == "stats":
+            break
+        x = layer(x)
+    return x
+
+
+class FrameNetwork(torch.nn.Module):
+    """`frame_network` as a module of its own, to export (diarizer/onnx_embedding.py)."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return frame_network(self.network, features)
