@@ -8,8 +8,9 @@ cores a 10 s block costs 141 ms of CPU instead of 250 ms, the same frame feature
 
 No package ships this export, so it is made from the embedded CAM++ weights, once, at
 install time (`make venv`, the CPU image; `torch.onnx` needs the `onnx` package), and
-checked against PyTorch on real-length audio before it is put in place. Nothing is
-downloaded. The file name carries the weights' pinned SHA-256 and `EXPORT_VERSION`.
+checked against PyTorch on inputs of the lengths the embedder runs it on before it is
+put in place. Nothing is downloaded. The file name carries the weights' pinned SHA-256
+and `EXPORT_VERSION`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ EXPORT_VERSION = 1
 MAX_EXPORT_ERROR = 1e-3
 """Largest difference from PyTorch accepted at export; measured about 1e-5."""
 _CHECK_SECONDS = (0.03, 1.0, 10.0, 20.0)
-"""Input lengths checked at export: the shortest frame_features pads to, a live block, a
-block, a block with its context (the graph's time axis is dynamic)."""
+"""Input lengths checked at export: the shortest `frame_features` pads to, a stream's first
+second, a block (10 s, a live block's with its context), and twice that: the graph's time
+axis is dynamic."""
 
 
 def _path(cache: Path | None) -> Path:
