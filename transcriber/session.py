@@ -153,6 +153,8 @@ class WhisperSession:
                 yield from self._run(final, stop)
         except Stopped:
             return
+        finally:
+            self._model = self._base  # the lease's model is not ours once it is returned
 
     def _run(self, final: bool, stop: threading.Event) -> Iterator[TranscriptionItem]:
         while not stop.is_set():
