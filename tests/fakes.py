@@ -157,6 +157,11 @@ class FakeTranscriptionEngine:
 class FakeTranscriber:
     """One two-word segment per second of audio; can hold, fail, and record cancellation.
 
+    `cancelled` is set when the call is cancelled while it waits, and when the caller
+    closes it at a `yield` (an orchestrator stream that ends early closes its backend
+    streams; the real clients cancel the RPC then): which of the two happens depends
+    on where the call was when the stream ended.
+
     `warnings` are sent after the segments, before the end, as a transcriber
     reports speech it could not turn into text; with `writes` False it sends no
     segment at all. `hold` is waited for before the segment of each second from
@@ -187,8 +192,8 @@ class FakeTranscriber:
             for warning in self.warnings:
                 yield warning
             yield TranscriptDone("en", self.model)
-        except asyncio.CancelledError:
-            self.cancelled.set()
+        except (asyncio.CancelledError, GeneratorExit):
+            self.cancelled.set()  # cancelled, or closed before its end: a real call is cancelled
             raise
 
     async def _second(self, second: int) -> list[TranscriptEvent]:
@@ -238,8 +243,8 @@ class FakeDiarizer:
             turns = _halves(0, duration)
             speakers = (SpeakerInfo("SPEAKER_00", duration / 2), SpeakerInfo("SPEAKER_01", 1.0))
             yield DiarizationDone(DiarizationOutput(turns, turns, speakers))
-        except asyncio.CancelledError:
-            self.cancelled.set()
+        except (asyncio.CancelledError, GeneratorExit):
+            self.cancelled.set()  # cancelled, or closed before its end: a real call is cancelled
             raise
 
     async def health(self) -> BackendHealth:
