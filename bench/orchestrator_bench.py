@@ -2,7 +2,8 @@
 
 The three services run as subprocesses (Whisper base int8, segmentation-3.0 + CAM++),
 each model with `--threads` threads and the diarizer at `whospoke serve`'s niceness
-(`--diarizer-nice`), as they share the cores. In one run:
+(`--diarizer-nice`), as they share the cores, and the orchestrator flags `serve` gives it
+(each file's diarization starts after its first segment). In one run:
 1. speed: `Process` on the 5-minute dev meeting and on the dev clips with their
    pauses shortened (first segment, per-stage times, progress over time) against the
    baseline, which transcribes the whole file with faster-whisper and then runs
@@ -39,6 +40,7 @@ from bench.inputs import Input, conversation, meeting, sample, short_pauses
 from bench.plots import progress_plot, rss_plot
 from bench.report import machine, write_section
 from whospoke.cli.flags import DIARIZER_NICE
+from whospoke.cli.serve import orchestrator_flags
 from whospoke.common.audio import Samples, wav_bytes
 from whospoke.common.procs import ServiceProcess, free_port
 from whospoke.evaluation import word_error_rate
@@ -75,7 +77,9 @@ class Services:
             ["--threads", str(threads), "--nice", str(DIARIZER_NICE)],
             metrics_port=free_port(),
         )
-        backends = ["--transcriber", self.transcriber.address, "--diarizer", self.diarizer.address]
+        backends = orchestrator_flags(  # as `whospoke serve` gives them
+            [self.transcriber.address], self.diarizer.address, None, DIARIZER_NICE > 0
+        )
         self.orchestrator = ServiceProcess.start(
             "orchestrator", [*backends, "--max-queued-jobs", "8", *orchestrator_args]
         )
@@ -317,7 +321,8 @@ def write_report(
     lines = [
         f"Command: `python bench/orchestrator_bench.py{' --quick' if args.quick else ''}`.",
         f"Machine: {machine()}; {args.threads} threads for each model, both on the same cores, "
-        f"the diarizer at niceness {DIARIZER_NICE} (as `whospoke serve` runs it).",
+        f"the diarizer at niceness {DIARIZER_NICE} and each file's diarization started after its "
+        "first segment (as `whospoke serve` runs them).",
         "Models: Whisper base (int8), segmentation-3.0 + CAM++. Baseline: faster-whisper on the "
         "whole file, then pyannote's whole-file pipeline, in one process.",
     ]

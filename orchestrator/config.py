@@ -107,6 +107,12 @@ class OrchestratorConfig:
     """`ProcessStream` calls at once; each also holds one of the job slots."""
     max_live_lag_seconds: float = 60.0
     """A live stream whose processing falls this far behind its audio is ended."""
+    diarization_start: str = "with-transcription"
+    """When a file's diarizer call starts: at once, or after the first segment (`serve`,
+    where both models share cores; see `JobRunner.hold_diarization`)."""
+
+
+DIARIZATION_STARTS = ["with-transcription", "after-first-segment"]
 
 
 def default_replica() -> str:
@@ -139,6 +145,13 @@ def parser() -> EnvParser:
         "(a warning event at half)",
         type=float,
         minimum=1.0,
+    )
+    p.flag(
+        "diarization-start",
+        "with-transcription",
+        "when a file's diarizer call starts: with-transcription, or after-first-segment "
+        "(at most 5 s later) where both models share CPU cores, so the first words come sooner",
+        choices=DIARIZATION_STARTS,
     )
     _upload_flags(p)
     _job_flags(p)
@@ -344,4 +357,5 @@ def load_config(argv: Sequence[str] | None = None) -> OrchestratorConfig:
         max_audio_seconds=args.max_audio_seconds,
         max_live_streams=args.max_live_streams,
         max_live_lag_seconds=args.max_live_lag_seconds,
+        diarization_start=args.diarization_start,
     )

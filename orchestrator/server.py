@@ -59,6 +59,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         idle_seconds: float = 30.0,
         trust_tokens: bool = False,
         live: LiveLimits | None = None,
+        diarization_start: str = "with-transcription",
     ) -> None:
         live = live or LiveLimits(max_seconds=max_audio_seconds)
         self._diarizer = diarizer
@@ -69,7 +70,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self._max_audio_seconds = max_audio_seconds
         self._idle_seconds = idle_seconds
         self._trust_tokens = trust_tokens
-        self.runner = JobRunner(transcriber, diarizer, limiter, spool_dir, max_audio_seconds)
+        self.runner = JobRunner(
+            transcriber, diarizer, limiter, spool_dir, max_audio_seconds, diarization_start
+        )
         self.durable: DurableJobs | None = None
         self.live = LiveStreams(self.runner, spool_dir, live)
 
@@ -258,6 +261,7 @@ def _servicer(
         live=LiveLimits(
             config.max_live_streams, config.max_live_lag_seconds, config.max_audio_seconds
         ),
+        diarization_start=config.diarization_start,
     )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -56,3 +57,23 @@ async def interleave(streams: Mapping[str, AsyncIterator[T]]) -> AsyncIterator[t
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def held(
+    stream: AsyncIterator[T], until: asyncio.Event, at_most: float
+) -> AsyncGenerator[T, None]:
+    """`stream`'s events, not asked for before `until` is set or `at_most` seconds passed.
+
+    A backend call that starts on its first event (as `retried_once` does) thereby waits:
+    where two models share cores, the one held leaves them to the other until then.
+    Closing the stream while it is held cancels the wait and never starts the call.
+    """
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(until.wait(), at_most)
+    try:
+        async for event in stream:
+            yield event
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()

@@ -80,13 +80,22 @@ def test_serve_gives_the_orchestrator_its_data_dir_and_private_webhooks(
     assert started["gateway"] == ["--orchestrator", "orchestrator:1"]
     assert started["diarizer"][-2:] == ["--nice", str(DIARIZER_NICE)]
     assert "--nice" not in started["transcriber"]
-    assert started["orchestrator"][-3:] == ["--data-dir", str(tmp_path), "--webhook-allow-private"]
+    assert started["orchestrator"][4:] == [
+        "--data-dir",
+        str(tmp_path),
+        "--diarization-start",  # the diarizer is niced: the transcriber first, at the start too
+        "after-first-segment",
+        "--webhook-allow-private",
+    ]
     assert started["orchestrator"][:4] == [
         "--transcriber",
         "transcriber:1",
         "--diarizer",
         "diarizer:1",
     ]
+    serve.start_all("127.0.0.1", serve.Ports(free, dict(free), 0), ["base"], 0, tmp_path, 0)
+    assert started["diarizer"][-2:] == ["--nice", "0"]
+    assert "--diarization-start" not in started["orchestrator"]  # equal shares from the start
 
 
 def test_serve_starts_a_transcriber_per_model_and_gives_the_orchestrator_each_pool(

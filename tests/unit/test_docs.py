@@ -15,6 +15,7 @@ import yaml
 
 from diarizer.config import parser as diarizer_parser
 from gateway.config import parser as gateway_parser
+from orchestrator.config import DIARIZATION_STARTS
 from orchestrator.config import parser as orchestrator_parser
 from tests import readme
 from transcriber.config import parser as transcriber_parser
@@ -70,6 +71,9 @@ def test_compose_services_have_grpc_healthchecks_and_gpu_reservations() -> None:
     assert "prometheus" in compose["services"]
     cpu = yaml.load((ROOT / "docker-compose.cpu.yml").read_text(), ComposeLoader)
     assert cpu["services"]["transcriber"]["environment"]["WHOSPOKE_TRANSCRIBER_DEVICE"] == "cpu"
+    shared = cpu["services"]["orchestrator"]["environment"]  # both models on the same cores
+    assert shared["WHOSPOKE_ORCHESTRATOR_DIARIZATION_START"] == "after-first-segment"
+    assert "after-first-segment" in DIARIZATION_STARTS
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     targets = [t for c in scrape["scrape_configs"][0]["static_configs"] for t in c["targets"]]
     assert {"transcriber:9461", "diarizer:9462", "orchestrator:9460"} <= set(targets)

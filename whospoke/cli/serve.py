@@ -122,9 +122,14 @@ def data_dir(args: argparse.Namespace) -> Path:
     return path.absolute()
 
 
-def orchestrator_flags(transcribers: Sequence[str], diarizer: str, data: Path | None) -> list[str]:
+def orchestrator_flags(
+    transcribers: Sequence[str], diarizer: str, data: Path | None, transcriber_first: bool = False
+) -> list[str]:
     """The orchestrator's command line under `serve`: its backends (a transcriber pool per
     address, named by the model its `GetInfo` reports) and where jobs live.
+
+    `transcriber_first` (the diarizer is niced): each file's diarization starts after its
+    first segment, since both models share this machine's cores.
 
     Webhooks to private addresses are allowed: on one machine, the receiver is
     usually on loopback too.
@@ -133,6 +138,8 @@ def orchestrator_flags(transcribers: Sequence[str], diarizer: str, data: Path | 
     flags += ["--diarizer", diarizer]
     if data is not None:
         flags += ["--data-dir", str(data)]
+    if transcriber_first:
+        flags += ["--diarization-start", "after-first-segment"]
     return [*flags, "--webhook-allow-private"]
 
 
@@ -148,7 +155,8 @@ def start_all(
     first) and the gateway (when `ports.http` is set) as subprocesses.
 
     `data` is the orchestrator's `--data-dir` (None: the orchestrator's default);
-    `diarizer_nice` the diarizer's `--nice` (see `DIARIZER_NICE`).
+    `diarizer_nice` the diarizer's `--nice` (see `DIARIZER_NICE`); above 0, the
+    orchestrator also starts each file's diarization after its first segment.
 
     If one cannot be started, those already running are stopped before the error
     propagates: `serve` never leaves a child behind.
@@ -165,7 +173,8 @@ def start_all(
         flags = [*_threads("--threads", threads), "--nice", str(diarizer_nice)]
         diarizer = ports.grpc["diarizer"], ports.metrics["diarizer"]
         started.append(ServiceProcess.start("diarizer", flags, *diarizer, host))
-        flags = orchestrator_flags([s.address for s in started[:-1]], started[-1].address, data)
+        addresses = [s.address for s in started[:-1]], started[-1].address
+        flags = orchestrator_flags(*addresses, data, transcriber_first=diarizer_nice > 0)
         started.append(
             ServiceProcess.start(
                 "orchestrator",
