@@ -77,12 +77,9 @@ class Services:
             ["--threads", str(threads), "--nice", str(DIARIZER_NICE)],
             metrics_port=free_port(),
         )
-        backends = orchestrator_flags(  # as `whospoke serve` gives them
-            [self.transcriber.address], self.diarizer.address, None, DIARIZER_NICE > 0
-        )
-        self.orchestrator = ServiceProcess.start(
-            "orchestrator", [*backends, "--max-queued-jobs", "8", *orchestrator_args]
-        )
+        t, d, first = [self.transcriber.address], self.diarizer.address, DIARIZER_NICE > 0
+        flags = [*orchestrator_flags(t, d, None, first), "--max-queued-jobs", "8"]  # as `serve`
+        self.orchestrator = ServiceProcess.start("orchestrator", [*flags, *orchestrator_args])
         self.all = [self.transcriber, self.diarizer, self.orchestrator]
 
     async def ready(self) -> None:

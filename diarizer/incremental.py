@@ -145,7 +145,9 @@ class IncrementalDiarizer:
         `embedder` embeds the windows for the tracker alone, sooner than the stream's own
         embedder does (None: the tracker takes the stored embeddings as they come)."""
         frames = self._segmentation.receptive_field
-        self._live = OnlineDiarizer(frames.step, frames.duration / 2, latency, max_speakers)
+        self._live = OnlineDiarizer(
+            frames.step, frames.duration / 2, latency, max_speakers, self._settings.run_margin
+        )
         self._live_embedder = embedder
 
     def live_turns(self) -> tuple[tuple[Turn, ...], float]:
@@ -188,8 +190,7 @@ class IncrementalDiarizer:
         self._embeddings.append(vectors[:speakers])
         self._run_embeddings.append(vectors[speakers:])
         if self._live and not self._live_embedder:
-            self._live.add(index * self._step / SAMPLE_RATE, activity, vectors[:speakers])
-            self._tracked += 1
+            self._to_tracker(index, vectors)
 
     def _track(self, final: bool) -> list[Any]:
         """The windows the live embedder has embedded since the last call, to the tracker."""
@@ -197,12 +198,18 @@ class IncrementalDiarizer:
         read, received = self._read, self._received
         done = self._live_embedder.embed(self._live_pending, read, received, final)
         for vectors in done:
-            activity = self._segmentations[self._tracked]
-            start = self._tracked * self._step / SAMPLE_RATE
-            self._live.add(start, activity, vectors[: activity.shape[1]])
-            self._tracked += 1
+            self._to_tracker(self._tracked, vectors)
         self._live_pending = self._live_pending[len(done) :]
         return done
+
+    def _to_tracker(self, index: int, vectors: np.ndarray[Any, Any]) -> None:
+        """Window `index`'s embeddings (its local speakers', then its runs') to the tracker."""
+        assert self._live is not None
+        activity = self._segmentations[index]
+        speakers = activity.shape[1]
+        start = index * self._step / SAMPLE_RATE
+        self._live.add(start, activity, vectors[:speakers], self._runs[index], vectors[speakers:])
+        self._tracked += 1
 
     def _ready_windows(self, final: bool) -> list[int]:
         """Starts of the next windows to segment, as pyannote's `Inference.slide` places them.
@@ -255,7 +262,7 @@ class IncrementalDiarizer:
             both = np.concatenate([frames, runs.masks(frames, split)], axis=1)
             self._pending.append(Window(start, both))
             if self._live_embedder:
-                self._live_pending.append(Window(start, frames))
+                self._live_pending.append(Window(start, both))
 
     def finish(
         self,

@@ -7,7 +7,11 @@ tracking, as diart does): the closest centroid by cosine distance, one local
 speaker per tracked speaker, best pairs first. A local speaker active long enough
 (`MIN_UPDATE_SECONDS`) and farther than `threshold` from every centroid starts a
 new speaker; one that matched moves its centroid. Labels never change once given:
-a tracked speaker keeps its label for the whole stream.
+a tracked speaker keeps its label for the whole stream. As the offline clustering
+does (`diarizer.runs`), a local speaker whose activity falls into runs apart is
+also embedded run by run, and a run much closer to another tracked speaker goes
+to that one: segmentation-3.0 often keeps two voices taking turns with a short pause
+in one local speaker, whose embedding is mostly one of them.
 
 Turns are rebuilt as the offline path does: each frame takes the mean activity of
 every analysed window that covers it, and the mean local speaker count decides how
@@ -30,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from diarizer import runs
 from diarizer.runs import cosine
 from whospoke.contract.diarization import Turn
 
@@ -81,6 +86,10 @@ class CentroidTracker:
             elif labels[s] >= 0 and speech[s] >= self.min_update_frames:
                 self.sums[labels[s]] += vectors[i]
         return labels
+
+    def centroids(self) -> Array:
+        """(speakers, dim) the tracked speakers' mean directions."""
+        return np.stack(self.sums) if self.sums else np.zeros((0, 0))
 
     def _may_open(self, frames: float) -> bool:
         room = self.max_speakers is None or len(self.sums) < self.max_speakers
@@ -176,7 +185,9 @@ class OnlineDiarizer:
         frame_offset: float,
         latency: float,
         max_speakers: int | None = None,
+        run_margin: float = 2.0,
     ) -> None:
+        self._run_margin = run_margin
         self._tracker = CentroidTracker(
             min_update_frames=round(MIN_UPDATE_SECONDS / frame_step), max_speakers=max_speakers
         )
@@ -185,10 +196,36 @@ class OnlineDiarizer:
         self._ready: list[Turn] = []
         self._emitted = 0.0
 
-    def add(self, start: float, activity: Array, embeddings: Array) -> None:
+    def add(
+        self,
+        start: float,
+        activity: Array,
+        embeddings: Array,
+        speech_runs: Array | None = None,
+        run_embeddings: Array | None = None,
+    ) -> None:
         """One analysed window (in stream order): its start (seconds), local activity and
-        embeddings."""
-        self._turns.add(start, activity, self._tracker.assign(activity, embeddings))
+        embeddings, and its speech runs (`diarizer.runs.split`) with theirs, if any."""
+        labels = self._tracker.assign(activity, embeddings)
+        if speech_runs is not None and run_embeddings is not None and len(speech_runs):
+            activity, labels = self._moved(activity, labels, speech_runs, run_embeddings)
+        self._turns.add(start, activity, labels)
+
+    def _moved(
+        self, activity: Array, labels: Array, speech_runs: Array, run_embeddings: Array
+    ) -> tuple[Array, Array]:
+        """The window with each speech run that is closer to another tracked speaker than
+        to its local speaker's (by `run_margin`, the offline clustering's: 2 or more never
+        moves one) given to that one, as the offline
+        clustering's `diarizer.runs.reassign` does: one local speaker often carries two
+        voices taking turns with a short pause."""
+        centroids = self._tracker.centroids()
+        moves = runs.reassign(
+            labels[None, :], [speech_runs], [run_embeddings], centroids, self._run_margin
+        )
+        if 0 not in moves:
+            return activity, labels
+        return moves[0].apply(activity, labels)
 
     def emit(self, analysed: float, final: bool = False) -> None:
         turns = self._turns.emit(analysed, final)

@@ -89,3 +89,37 @@ def test_the_online_diarizer_hands_over_each_turn_once() -> None:
     online.emit(10.0, final=True)
     turns, until = online.take()
     assert [(t.start, round(t.end, 6)) for t in turns] == [(9.0, 10.0)] and until == 10.0
+
+
+def _tracked_anna_and_ben(margin: float) -> OnlineDiarizer:
+    online = OnlineDiarizer(frame_step=STEP, frame_offset=0.0, latency=0.0, run_margin=margin)
+    online.add(0.0, window((0, 0, 50), (1, 50, 100)), vectors(ANNA, BEN))
+    online.emit(10.0)
+    online.take()
+    return online
+
+
+def test_a_run_of_another_voice_inside_one_local_speaker_goes_to_that_voice() -> None:
+    """One local speaker carries Anna (0-4 s), then Ben after a pause (6-8 s): its embedding
+    is mostly Anna's, but its second run's is Ben's, so that run goes to Ben."""
+    online = _tracked_anna_and_ben(margin=0.1)
+    activity = window((0, 0, 40), (0, 60, 80))
+    speech_runs = np.array([[0, 0, 40], [0, 60, 80]], dtype=np.int32)
+    runs_vectors = np.stack([ANNA, BEN + 0.1 * ANNA])
+    online.add(10.0, activity, vectors(ANNA + 0.3 * BEN), speech_runs, runs_vectors)
+    online.emit(20.0, final=True)
+    turns, _ = online.take()
+    assert [(round(t.start, 6), round(t.end, 6), t.speaker) for t in turns] == [
+        (10.0, 14.0, "SPEAKER_00"),
+        (16.0, 18.0, "SPEAKER_01"),
+    ]
+
+
+def test_runs_stay_with_their_local_speaker_without_a_margin_to_gain() -> None:
+    online = _tracked_anna_and_ben(margin=2.0)  # the setting that never moves a run
+    activity = window((0, 0, 40), (0, 60, 80))
+    speech_runs = np.array([[0, 0, 40], [0, 60, 80]], dtype=np.int32)
+    online.add(10.0, activity, vectors(ANNA), speech_runs, np.stack([ANNA, BEN]))
+    online.emit(20.0, final=True)
+    turns, _ = online.take()
+    assert {t.speaker for t in turns} == {"SPEAKER_00"}
