@@ -216,9 +216,8 @@ class OnlineDiarizer:
     ) -> tuple[Array, Array]:
         """The window with each speech run that is closer to another tracked speaker than
         to its local speaker's (by `run_margin`, the offline clustering's: 2 or more never
-        moves one) given to that one, as the offline
-        clustering's `diarizer.runs.reassign` does: one local speaker often carries two
-        voices taking turns with a short pause."""
+        moves one) given to that one, as `diarizer.runs.reassign` does offline: one local
+        speaker often carries two voices taking turns with a short pause."""
         centroids = self._tracker.centroids()
         moves = runs.reassign(
             labels[None, :], [speech_runs], [run_embeddings], centroids, self._run_margin
