@@ -27,7 +27,7 @@ from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
 
-from diarizer import runs
+from diarizer import reconstruct, runs
 from diarizer.clustering import BoundedClustering
 from diarizer.embedders import WINDOW_SAMPLES, Embedder, Window
 from diarizer.online import OnlineDiarizer
@@ -310,10 +310,10 @@ class IncrementalDiarizer:
         moves = runs.reassign(
             hard, self._runs, self._run_embeddings, centroids, settings.run_margin
         )
-        clustered = self._clustered(segmentations, hard, moves)
-        turns = self._annotate(clustered, count)
+        summed = reconstruct.activations(segmentations, hard, moves, count.sliding_window)
+        turns = self._annotate(summed, count)
         count.data = np.minimum(count.data, 1).astype(np.int8)
-        exclusive = self._annotate(clustered, count)
+        exclusive = self._annotate(summed, count)
         mapping = {label: f"SPEAKER_{i:02d}" for i, label in enumerate(turns.labels())}
         extent = Segment(0, duration)
         turns = turns.rename_labels(mapping).crop(extent)
@@ -323,27 +323,8 @@ class IncrementalDiarizer:
         }
         return DiarizationResult(turns, exclusive, named)
 
-    @staticmethod
-    def _clustered(
-        segmentations: SlidingWindowFeature,
-        hard: np.ndarray[Any, Any],
-        moves: dict[int, runs.Moves],
-    ) -> SlidingWindowFeature:
-        """Per-window activity of each global speaker (NaN where a window lacks it)."""
-        num_chunks, num_frames, _ = segmentations.data.shape
-        num_clusters = int(np.max(hard)) + 1
-        clustered = np.full((num_chunks, num_frames, max(num_clusters, 1)), np.nan, np.float32)
-        for c, (cluster, (_, segmentation)) in enumerate(zip(hard, segmentations, strict=True)):
-            if c in moves:
-                segmentation, cluster = moves[c].apply(segmentation, cluster)
-            for k in np.unique(cluster):
-                if k == -2:
-                    continue
-                clustered[c, :, k] = np.max(segmentation[:, cluster == k], axis=1)
-        return SlidingWindowFeature(clustered, segmentations.sliding_window)
-
-    def _annotate(self, clustered: SlidingWindowFeature, count: Any) -> Annotation:
-        discrete = SpeakerDiarizationMixin.to_diarization(clustered, count)
+    def _annotate(self, summed: SlidingWindowFeature, count: Any) -> Annotation:
+        discrete = reconstruct.discrete(summed, count)
         annotation: Annotation = SpeakerDiarizationMixin.to_annotation(
             discrete, min_duration_on=0.0, min_duration_off=self._settings.min_duration_off
         )
