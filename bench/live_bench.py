@@ -1,7 +1,7 @@
 """Live streams (`ProcessStream`) at real-time pace: latency, provisional speakers, load.
 
-The three services run as subprocesses (Whisper base, 2 threads per model, the
-diarizer at the niceness `whospoke serve` gives it). Each input is sent as a
+The three services run as subprocesses as `whospoke serve` runs them (Whisper base,
+half the cores for each model, the diarizer at `serve`'s niceness). Each input is sent as a
 capture device would send it: 100 ms messages at real-time pace. Measured:
 - each final segment's latency: from sending the end of its audio to receiving it;
 - provisional speakers correct at emission: each word's speaker as first sent,
@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.inputs import Input, conversation, sample
 from bench.orchestrator_bench import Services
 from bench.report import machine, write_section
+from whospoke.cli.serve import shared_threads
 from whospoke.common.audio import SAMPLE_RATE, float_to_pcm, wav_bytes
 from whospoke.common.procs import ServiceProcess
 from whospoke.v1 import orchestrator_pb2 as pb
@@ -179,7 +180,8 @@ async def concurrency(services: Services, source: Input, most: int) -> list[str]
 
 def main() -> None:
     inputs = {"sample": sample(), "conversation (120 s)": cut(conversation(), 120.0)}
-    services = Services(2, ["--max-concurrent-jobs", "8", "--max-live-streams", "8"])
+    services = Services(0, ["--max-concurrent-jobs", "8", "--max-live-streams", "8"])
+    threads = shared_threads(0)
     try:
         asyncio.run(services.ready())
         rows = asyncio.run(measure(services, inputs))
@@ -191,9 +193,10 @@ def main() -> None:
         "\n".join(
             [
                 "Command: `python bench/live_bench.py`.",
-                f"Machine: {machine()}; Whisper base (int8) and segmentation-3.0 + CAM++, 2 "
-                "threads each on the same cores, speaker latency 2 s (the default). Each input "
-                "is sent in 100 ms messages at real-time pace.",
+                f"Machine: {machine()}; Whisper base (int8) and segmentation-3.0 + CAM++, "
+                f"{threads} thread{'s' if threads > 1 else ''} each on the same cores (as "
+                "`whospoke serve` runs them), speaker latency 2 s (the default). Each input is "
+                "sent in 100 ms messages at real-time pace.",
                 "",
                 "| input | seconds | segments | latency p50 (s) | p95 (s) | provisional "
                 "speaker right | speaker updates | DER live result | DER `Process` | same turns |",

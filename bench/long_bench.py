@@ -21,15 +21,21 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.inputs import meeting
-from bench.orchestrator_bench import Services, der
+from bench.orchestrator_bench import Services
+from bench.outcome import der
+from bench.plots import rss_plot
 from bench.report import machine, write_section
 from whospoke.common.audio import wav_bytes
 from whospoke.v1 import orchestrator_pb2 as pb
 
 
-async def measure(hours: list[float], threads: int) -> list[str]:
+async def measure(
+    hours: list[float], threads: int
+) -> tuple[list[str], list[tuple[float, dict[str, float]]]]:
+    """The table's rows, and each length's (minutes, peak RSS of the diarizer and the
+    orchestrator) for the plot."""
     services = Services(threads)
-    rows = []
+    rows, points = [], []
     try:
         await services.ready()
         for length in hours:
@@ -37,6 +43,7 @@ async def measure(hours: list[float], threads: int) -> list[str]:
             options = pb.ProcessOptions(skip_transcription=True)
             outcome = await services.process(wav_bytes(source.audio), options)
             peaks = services.peak_rss_mib()
+            points.append((length * 60, {k: peaks[k] for k in ("diarizer", "orchestrator")}))
             rows.append(
                 f"| {length:g} | {peaks['diarizer']:.0f} | {peaks['orchestrator']:.0f} "
                 f"| {outcome.seconds:.0f} | {len(outcome.turns.labels())} "
@@ -46,7 +53,7 @@ async def measure(hours: list[float], threads: int) -> list[str]:
             del source
     finally:
         services.stop()
-    return rows
+    return rows, points
 
 
 def main() -> None:
@@ -54,7 +61,8 @@ def main() -> None:
     parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 2.0, 4.0])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    rows = asyncio.run(measure(sorted(args.hours), args.threads))
+    rows, points = asyncio.run(measure(sorted(args.hours), args.threads))
+    rss_plot(points, Path(__file__).resolve().parent / "figures" / "rss_long.png")
     lines = [
         f"Command: `python bench/long_bench.py` (`make bench-long`; hours: "
         f"{', '.join(f'{h:g}' for h in sorted(args.hours))}).",
@@ -67,6 +75,8 @@ def main() -> None:
         "| speakers | DER |",
         "|---|---|---|---|---|---|",
         *rows,
+        "",
+        "![rss over length](bench/figures/rss_long.png)",
     ]
     write_section("Long recordings", "\n".join(lines))
 

@@ -43,9 +43,10 @@ def progress_plot(
 
 
 def rss_plot(points: Sequence[tuple[float, dict[str, float]]], path: Path) -> None:
-    """Peak RSS of each service against the minutes of audio processed."""
+    """Peak RSS of each service (the keys of `points`' dicts) against the minutes of audio
+    processed."""
     with _figure(path) as axes:
-        for service in ("transcriber", "diarizer", "orchestrator"):
+        for service in points[0][1] if points else ():
             axes.plot(
                 [m for m, _ in points], [r[service] for _, r in points], marker="o", label=service
             )

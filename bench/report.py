@@ -40,3 +40,18 @@ def write_section(name: str, body: str, quick: bool = False) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     target.write_text(text)
+
+
+def family(pid: int) -> list[int]:
+    """`pid` and its descendants."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += family(int(child))
+    return found
+
+
+def peak_kib(pid: int) -> int:
+    """VmHWM of `pid`: its peak resident set."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1])

@@ -210,8 +210,13 @@ def shared_threads(threads: int) -> int:
     """
     if threads:
         return threads
+    return max(1, usable_cores() // 2)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, which containers narrow)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 2) // 2)
+    return cores or 2
 
 
 def failure(error: ServiceFailed) -> CliError:
