@@ -6,12 +6,12 @@ import re
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from orchestrator.ids import ID_PATTERN
 from orchestrator.store import JobRecord, JobState, QueueStats
 from whospoke.common.errors import InvalidArgument, quoted
 from whospoke.v1 import jobs_pb2 as jobs
 from whospoke.v1 import orchestrator_pb2 as pb
 
-JOB_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 LABEL_KEY = re.compile(r"[A-Za-z0-9_.-]{1,63}")
 MAX_LABELS = 16
 MAX_LABEL_VALUE = 255
@@ -19,7 +19,7 @@ MAX_IDEMPOTENCY_KEY = 255
 
 
 def checked_job_id(job_id: str) -> str:
-    if not JOB_ID.fullmatch(job_id):
+    if not ID_PATTERN.fullmatch(job_id):
         raise InvalidArgument(f"job_id: {quoted(job_id)} is not a job id")
     return job_id
 

@@ -10,7 +10,6 @@ once for jobs running on this replica, by polling for the others.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
@@ -20,6 +19,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from orchestrator.domain import JobOptions
+from orchestrator.ids import new_id
 from orchestrator.jobs_convert import (
     checked_idempotency_key,
     checked_job_id,
@@ -80,7 +80,7 @@ class JobsServicer(jobs_grpc.JobsServicer):
         options = options_from_pb(request.options)  # fails now, not when the job runs
         await self._check_options(options)
         new = NewJob(
-            job_id=secrets.token_urlsafe(16),
+            job_id=new_id(),
             client=client_identity(context, self._trust_tokens),
             options=request.options.SerializeToString(),
             filename=checked_text(request.filename[:255], "filename"),

@@ -15,8 +15,6 @@ import asyncio
 import json
 import logging
 import os
-import re
-import secrets
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -25,14 +23,13 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
+from orchestrator.ids import ID_PATTERN, new_id
 from orchestrator.quotas import UploadLimits, UploadUsage
 from whospoke.common.decode import measure
 from whospoke.common.errors import InvalidArgument, NotFound, quoted
 from whospoke.common.threads import run_stoppable
 
 logger = logging.getLogger(__name__)
-
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ class UploadStore:
     async def save(self, chunks: AsyncIterator[tuple[bytes, str]], client: str) -> UploadInfo:
         """Store (data, filename) chunks; the first non-empty filename is kept."""
         ticket = self.usage.begin(client)
-        upload_id = secrets.token_urlsafe(16)
+        upload_id = new_id()
         partial_path = self.directory / f".{upload_id}.part"
         try:
             out = await asyncio.to_thread(partial_path.open, "wb")

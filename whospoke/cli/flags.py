@@ -172,7 +172,11 @@ def add_job_commands(
     job = commands.add_parser(
         "job", help="a job's state, or its result", parents=[connect], epilog=epilog
     )
-    job.add_argument("job_id", metavar="ID", help="the id `whospoke submit` printed")
+    job.add_argument(
+        "job_id",
+        metavar="ID",
+        help="the id `whospoke submit` printed (an id that begins with '-' goes after `--`)",
+    )
     job.add_argument(
         "--wait", action="store_true", help="show its progress until it ends, then its result"
     )
