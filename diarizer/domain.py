@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from whospoke.common.audio import Samples
-from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, Turn
+from whospoke.contract.diarization import (
+    DiarizationOptions,
+    DiarizationOutput,
+    ProvisionalTurns,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class DiarizationSession(Protocol):
         """Cluster and build the turns (after the last `run(final=True)`)."""
         ...
 
-    def live_turns(self) -> tuple[tuple[Turn, ...], float]:
+    def live_turns(self) -> ProvisionalTurns:
         """Provisional turns found since the last call, and up to where (seconds) turns
         have been given; nothing unless the options asked for live turns."""
         ...

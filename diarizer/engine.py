@@ -25,7 +25,13 @@ from diarizer.onnx_embedding import OnnxFrameNetwork, choose_embedding_runtime
 from diarizer.onnx_segmentation import OnnxSegmentation, choose_segmentation
 from whospoke.common.audio import Samples, seconds
 from whospoke.common.errors import Unavailable
-from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
+from whospoke.contract.diarization import (
+    DiarizationOptions,
+    DiarizationOutput,
+    ProvisionalTurns,
+    SpeakerInfo,
+    Turn,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +158,7 @@ class PyannoteSession:
         self._diarizer = diarizer
         self._options = options
 
-    def live_turns(self) -> tuple[tuple[Turn, ...], float]:
+    def live_turns(self) -> ProvisionalTurns:
         return self._diarizer.live_turns()
 
     @property

@@ -32,7 +32,7 @@ from diarizer.clustering import BoundedClustering
 from diarizer.embedders import WINDOW_SAMPLES, Embedder, Window
 from diarizer.online import OnlineDiarizer
 from whospoke.common.audio import SAMPLE_RATE, Samples
-from whospoke.contract.diarization import Turn
+from whospoke.contract.diarization import ProvisionalTurns
 
 LINKAGES = ("average", "centroid")
 RUN_MARGIN = 0.1
@@ -150,12 +150,9 @@ class IncrementalDiarizer:
         )
         self._live_embedder = embedder
 
-    def live_turns(self) -> tuple[tuple[Turn, ...], float]:
+    def live_turns(self) -> ProvisionalTurns:
         """Provisional turns found since the last call, and up to where turns were given."""
-        if self._live is None:
-            return (), 0.0
-        turns, until = self._live.take()
-        return tuple(turns), until
+        return self._live.take() if self._live is not None else ProvisionalTurns()
 
     def push(self, samples: Samples) -> None:
         with self._lock:

@@ -15,7 +15,10 @@ in one local speaker, whose embedding is mostly one of them.
 
 Turns are rebuilt as the offline path does: each frame takes the mean activity of
 every analysed window that covers it, and the mean local speaker count decides how
-many speakers it has. A frame is emitted once the audio `latency` seconds past it
+many speakers it has; the most active one alone makes the exclusive turns, which
+words are attributed by (sending one speaker at a time alone left overlapping speech
+out: +2 pt of missed speech on the dev meeting and sample.wav's DER 14.9 % instead
+of 10.5 %). A frame is emitted once the audio `latency` seconds past it
 has been analysed (a live stream's windows are analysed within a second of
 their audio arriving: `PooledEmbedder` with 1 s blocks), and never
 again: the final result, from the offline clustering, replaces all of them.
@@ -36,7 +39,7 @@ import numpy as np
 
 from diarizer import runs
 from diarizer.runs import cosine
-from whospoke.contract.diarization import Turn
+from whospoke.contract.diarization import ProvisionalTurns, Turn
 
 Array = np.ndarray[Any, Any]
 
@@ -131,8 +134,13 @@ class LiveTurns:
         self._count[rows] += part.sum(axis=1)
         self._covered[rows] += 1
 
-    def emit(self, analysed: float, final: bool = False) -> list[Turn]:
-        """Turns up to `analysed - latency` seconds (everything when final)."""
+    def emit(self, analysed: float, final: bool = False) -> tuple[list[Turn], list[Turn]]:
+        """Turns up to `analysed - latency` seconds (everything when final): who speaks,
+        overlaps included, and one speaker at a time.
+
+        As offline (`diarizer.reconstruct.discrete`), a frame has as many speakers as the
+        mean local speaker count of its windows, rounded (at least one from 0.5), taken
+        in order of mean activity; the exclusive turns keep the most active one."""
         until = (
             self._first + len(self._covered)
             if final
@@ -140,32 +148,40 @@ class LiveTurns:
         )
         n = min(max(until - self._first, 0), len(self._covered))
         if n == 0 and not final:
-            return []
+            return [], []
         covered = np.maximum(self._covered[:n], 1)
         mean = self._activity[:n] / covered[:, None]
-        speaking = (self._count[:n] / covered) >= 0.5
-        best = np.argmax(mean, axis=1) if mean.shape[1] else np.zeros(n, dtype=int)
-        labels = np.where(speaking & (mean.max(axis=1, initial=0) > 0), best, -1)
-        turns = self._runs(labels)
+        count = self._count[:n] / covered
+        speakers = np.where(count >= 0.5, np.maximum(np.rint(count), 1), 0)
+        rank = np.argsort(np.argsort(-mean, axis=1, kind="stable"), axis=1, kind="stable")
+        active = (rank < speakers[:, None]) & (mean > 0)
+        exclusive = active & (rank == 0)
+        turns = sorted(
+            (t for k in range(mean.shape[1]) for t in self._runs(active[:, k], k)),
+            key=lambda t: (t.start, t.speaker),
+        )
+        alone = sorted(
+            (t for k in range(mean.shape[1]) for t in self._runs(exclusive[:, k], k)),
+            key=lambda t: t.start,
+        )
         self._first += n
         self._activity = self._activity[n:]
         self._count = self._count[n:]
         self._covered = self._covered[n:]
-        return turns
+        return turns, alone
 
-    def _runs(self, labels: Array) -> list[Turn]:
-        """The turns of these frames (the last one ends with them: the next call may go on
-        with the same speaker)."""
-        turns: list[Turn] = []
-        if not len(labels):
-            return turns
-        edges = np.flatnonzero(np.diff(labels)) + 1
-        for low, high in zip([0, *edges], [*edges, len(labels)], strict=True):
-            if labels[low] >= 0:
-                start = float(self._offset + (self._first + low) * self._step)
-                end = float(self._offset + (self._first + high) * self._step)
-                turns.append(Turn(start, end, f"SPEAKER_{int(labels[low]):02d}"))
-        return turns
+    def _runs(self, speaking: Array, speaker: int) -> list[Turn]:
+        """The turns of `speaker` in these frames (the last one ends with them: the next
+        call may go on with the same speaker)."""
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], speaking.astype(np.int8), [0]])))
+        return [
+            Turn(
+                float(self._offset + (self._first + low) * self._step),
+                float(self._offset + (self._first + high) * self._step),
+                f"SPEAKER_{speaker:02d}",
+            )
+            for low, high in zip(edges[::2], edges[1::2], strict=True)
+        ]
 
     def _grow(self, frames: int, speakers: int) -> None:
         extra = max(frames - len(self._covered), 0)
@@ -194,6 +210,7 @@ class OnlineDiarizer:
         self._turns = LiveTurns(frame_step, frame_offset, latency)
         self._lock = threading.Lock()
         self._ready: list[Turn] = []
+        self._ready_exclusive: list[Turn] = []
         self._emitted = 0.0
 
     def add(
@@ -227,13 +244,15 @@ class OnlineDiarizer:
         return moves[0].apply(activity, labels)
 
     def emit(self, analysed: float, final: bool = False) -> None:
-        turns = self._turns.emit(analysed, final)
+        turns, exclusive = self._turns.emit(analysed, final)
         with self._lock:
             self._ready += turns
+            self._ready_exclusive += exclusive
             self._emitted = self._turns.emitted_seconds
 
-    def take(self) -> tuple[list[Turn], float]:
+    def take(self) -> ProvisionalTurns:
         """The turns emitted since the last call, and up to where (seconds) turns are known."""
         with self._lock:
-            turns, self._ready = self._ready, []
-            return turns, self._emitted
+            turns, exclusive = tuple(self._ready), tuple(self._ready_exclusive)
+            self._ready, self._ready_exclusive = [], []
+            return ProvisionalTurns(turns, exclusive, self._emitted)

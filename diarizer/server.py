@@ -110,8 +110,8 @@ class DiarizerServicer(pb_grpc.DiarizerServicer):
 
 def _live(session: DiarizationSession) -> list[pb.DiarizeResponse]:
     """The live turns found since the last call, if any (a stream that asked for them)."""
-    turns, until = session.live_turns()
-    return [pb.DiarizeResponse(live=live_turns_to_pb(turns, until))] if turns else []
+    live = session.live_turns()
+    return [pb.DiarizeResponse(live=live_turns_to_pb(live))] if live.turns else []
 
 
 def build_spec(

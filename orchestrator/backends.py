@@ -262,8 +262,8 @@ class GrpcDiarizer(_Backend):
                 if kind == "progress":
                     yield Progressed(response.progress.analysed_seconds)
                 elif kind == "live":
-                    turns = diarization.turns_from_pb(response.live.turns)
-                    yield LiveTurns(turns, response.live.until_seconds)
+                    live = diarization.live_turns_from_pb(response.live)
+                    yield LiveTurns(live.exclusive_turns, live.until)  # words: one speaker each
                 else:
                     output = diarization.output_from_pb(response.result)
                     yield DiarizationDone(output, _stats(response.result, "device", self.name))

@@ -7,7 +7,13 @@ from collections.abc import Iterator
 
 from diarizer.domain import DiarizerEngineInfo
 from whospoke.common.audio import Samples, seconds
-from whospoke.contract.diarization import DiarizationOptions, DiarizationOutput, SpeakerInfo, Turn
+from whospoke.contract.diarization import (
+    DiarizationOptions,
+    DiarizationOutput,
+    ProvisionalTurns,
+    SpeakerInfo,
+    Turn,
+)
 
 
 class FakeDiarizationSession:
@@ -38,14 +44,14 @@ class FakeDiarizationSession:
         self.analysed = self.received
         yield self.analysed_seconds
 
-    def live_turns(self) -> tuple[tuple[Turn, ...], float]:
+    def live_turns(self) -> ProvisionalTurns:
         """The same alternating turns as the result, each once, up to what was analysed."""
         if not self.options.live_turns:
-            return (), 0.0
+            return ProvisionalTurns()
         whole = int(self.analysed_seconds)
         turns = tuple(Turn(i, i + 1, f"SPEAKER_0{i % 2}") for i in range(self.live_sent, whole))
         self.live_sent = max(self.live_sent, whole)
-        return turns, float(self.live_sent)
+        return ProvisionalTurns(turns, turns, float(self.live_sent))
 
     def finish(self) -> DiarizationOutput:
         whole = int(self.received_seconds)

@@ -138,8 +138,9 @@ def test_live_turns_follow_the_stream_within_their_latency(
     for start in range(0, sample_audio.size, SAMPLE_RATE):
         diarizer.push(sample_audio[start : start + SAMPLE_RATE])
         list(diarizer.run(False, stop))
-        found, until = diarizer.live_turns()
-        turns += found
+        live = diarizer.live_turns()
+        turns += live.exclusive_turns
+        until = live.until
         received = diarizer.received_samples / SAMPLE_RATE
         if received >= 12:  # the first window is complete at 10 s
             assert until >= received - 2.0 - LIVE_BLOCK_SECONDS - 0.05
@@ -148,9 +149,9 @@ def test_live_turns_follow_the_stream_within_their_latency(
     assert halfway, "turns must come while the audio is still arriving"
     duration = sample_audio.size / SAMPLE_RATE
     list(diarizer.run(True, stop))
-    found, until = diarizer.live_turns()
-    turns += found
-    assert until == pytest.approx(duration, abs=0.1)
+    live = diarizer.live_turns()
+    turns += live.exclusive_turns
+    assert live.until == pytest.approx(duration, abs=0.1)
     assert all(b.start >= a.end - 1e-9 for a, b in pairwise(turns))
     provisional = Annotation()
     for turn in turns:

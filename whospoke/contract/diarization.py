@@ -36,6 +36,16 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class ProvisionalTurns:
+    """Provisional turns of a live stream, from where the previous ones ended to `until`
+    (seconds): who speaks, overlaps included, and one speaker at a time."""
+
+    turns: tuple[Turn, ...] = ()
+    exclusive_turns: tuple[Turn, ...] = ()
+    until: float = 0.0
+
+
+@dataclass(frozen=True)
 class SpeakerInfo:
     speaker: str
     speech_seconds: float
@@ -145,8 +155,19 @@ def turn_to_pb(turn: Turn) -> pb.SpeakerTurn:
     return pb.SpeakerTurn(start_seconds=turn.start, end_seconds=turn.end, speaker=turn.speaker)
 
 
-def live_turns_to_pb(turns: Iterable[Turn], until: float) -> pb.LiveTurns:
-    return pb.LiveTurns(turns=[turn_to_pb(t) for t in turns], until_seconds=until)
+def live_turns_to_pb(live: ProvisionalTurns) -> pb.LiveTurns:
+    return pb.LiveTurns(
+        turns=[turn_to_pb(t) for t in live.turns],
+        exclusive_turns=[turn_to_pb(t) for t in live.exclusive_turns],
+        until_seconds=live.until,
+    )
+
+
+def live_turns_from_pb(live: pb.LiveTurns) -> ProvisionalTurns:
+    """A diarizer older than `exclusive_turns` sent one speaker at a time in `turns`."""
+    turns = turns_from_pb(live.turns)
+    exclusive = turns_from_pb(live.exclusive_turns) if live.exclusive_turns else turns
+    return ProvisionalTurns(turns, exclusive, live.until_seconds)
 
 
 def turns_from_pb(turns: Iterable[pb.SpeakerTurn]) -> tuple[Turn, ...]:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from whospoke.v1 import audio_pb2 as whospoke_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1awhospoke/v1/diarizer.proto\x12\x0bwhospoke.v1\x1a\x17whospoke/v1/audio.proto\"w\n\x0e\x44iarizeRequest\x12\x30\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.whospoke.v1.DiarizationConfigH\x00\x12(\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.whospoke.v1.AudioChunkH\x00\x42\t\n\x07request\"\x92\x02\n\x11\x44iarizationConfig\x12\x19\n\x0cnum_speakers\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x19\n\x0cmin_speakers\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x19\n\x0cmax_speakers\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12,\n\x0bturn_output\x18\x04 \x01(\x0e\x32\x17.whospoke.v1.TurnOutput\x12\x19\n\x11return_embeddings\x18\x05 \x01(\x08\x12\x12\n\nlive_turns\x18\x06 \x01(\x08\x12\x1c\n\x14live_latency_seconds\x18\x07 \x01(\x01\x42\x0f\n\r_num_speakersB\x0f\n\r_min_speakersB\x0f\n\r_max_speakers\"\xad\x01\n\x0f\x44iarizeResponse\x12\x34\n\x08progress\x18\x01 \x01(\x0b\x32 .whospoke.v1.DiarizationProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.whospoke.v1.DiarizationResultH\x00\x12&\n\x04live\x18\x03 \x01(\x0b\x32\x16.whospoke.v1.LiveTurnsH\x00\x42\n\n\x08response\"K\n\tLiveTurns\x12\'\n\x05turns\x18\x01 \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12\x15\n\runtil_seconds\x18\x02 \x01(\x01\"I\n\x13\x44iarizationProgress\x12\x18\n\x10received_seconds\x18\x01 \x01(\x01\x12\x18\n\x10\x61nalysed_seconds\x18\x02 \x01(\x01\"J\n\x0bSpeakerTurn\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07speaker\x18\x03 \x01(\t\"n\n\x0eSpeakerSummary\x12\x0f\n\x07speaker\x18\x01 \x01(\t\x12\x16\n\x0espeech_seconds\x18\x02 \x01(\x01\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12 \n\x18known_speaker_similarity\x18\x04 \x01(\x02\"\x84\x02\n\x11\x44iarizationResult\x12\'\n\x05turns\x18\x01 \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12\x31\n\x0f\x65xclusive_turns\x18\x02 \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12-\n\x08speakers\x18\x03 \x03(\x0b\x32\x1b.whospoke.v1.SpeakerSummary\x12\x1e\n\x16\x61udio_duration_seconds\x18\x04 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x05 \x01(\x01\x12(\n\x06\x64\x65vice\x18\x06 \x01(\x0b\x32\x18.whospoke.v1.DeviceStats\"\x18\n\x16GetDiarizerInfoRequest\"\xcd\x02\n\x0c\x44iarizerInfo\x12\x1a\n\x12segmentation_model\x18\x01 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x19\n\x11\x63lustering_method\x18\x04 \x01(\t\x12\x1c\n\x14\x63lustering_threshold\x18\x05 \x01(\x01\x12\x18\n\x10min_cluster_size\x18\x06 \x01(\r\x12\x1b\n\x13window_step_seconds\x18\x07 \x01(\x01\x12\x1e\n\x16max_concurrent_streams\x18\x08 \x01(\r\x12\x1a\n\x12max_queued_streams\x18\t \x01(\r\x12\r\n\x05ready\x18\n \x01(\x08\x12\x16\n\x0e\x65mbedding_mode\x18\x0b \x01(\t\x12%\n\x03gpu\x18\x0c \x01(\x0b\x32\x18.whospoke.v1.DeviceStats*w\n\nTurnOutput\x12\x1b\n\x17TURN_OUTPUT_UNSPECIFIED\x10\x00\x12\x1b\n\x17TURN_OUTPUT_OVERLAPPING\x10\x01\x12\x19\n\x15TURN_OUTPUT_EXCLUSIVE\x10\x02\x12\x14\n\x10TURN_OUTPUT_BOTH\x10\x03\x32\x9f\x01\n\x08\x44iarizer\x12H\n\x07\x44iarize\x12\x1b.whospoke.v1.DiarizeRequest\x1a\x1c.whospoke.v1.DiarizeResponse(\x01\x30\x01\x12I\n\x07GetInfo\x12#.whospoke.v1.GetDiarizerInfoRequest\x1a\x19.whospoke.v1.DiarizerInfoBO\n\x0f\x64\x65v.whospoke.v1P\x01Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1awhospoke/v1/diarizer.proto\x12\x0bwhospoke.v1\x1a\x17whospoke/v1/audio.proto\"w\n\x0e\x44iarizeRequest\x12\x30\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.whospoke.v1.DiarizationConfigH\x00\x12(\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.whospoke.v1.AudioChunkH\x00\x42\t\n\x07request\"\x92\x02\n\x11\x44iarizationConfig\x12\x19\n\x0cnum_speakers\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x19\n\x0cmin_speakers\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x19\n\x0cmax_speakers\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12,\n\x0bturn_output\x18\x04 \x01(\x0e\x32\x17.whospoke.v1.TurnOutput\x12\x19\n\x11return_embeddings\x18\x05 \x01(\x08\x12\x12\n\nlive_turns\x18\x06 \x01(\x08\x12\x1c\n\x14live_latency_seconds\x18\x07 \x01(\x01\x42\x0f\n\r_num_speakersB\x0f\n\r_min_speakersB\x0f\n\r_max_speakers\"\xad\x01\n\x0f\x44iarizeResponse\x12\x34\n\x08progress\x18\x01 \x01(\x0b\x32 .whospoke.v1.DiarizationProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.whospoke.v1.DiarizationResultH\x00\x12&\n\x04live\x18\x03 \x01(\x0b\x32\x16.whospoke.v1.LiveTurnsH\x00\x42\n\n\x08response\"~\n\tLiveTurns\x12\'\n\x05turns\x18\x01 \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12\x15\n\runtil_seconds\x18\x02 \x01(\x01\x12\x31\n\x0f\x65xclusive_turns\x18\x03 \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\"I\n\x13\x44iarizationProgress\x12\x18\n\x10received_seconds\x18\x01 \x01(\x01\x12\x18\n\x10\x61nalysed_seconds\x18\x02 \x01(\x01\"J\n\x0bSpeakerTurn\x12\x15\n\rstart_seconds\x18\x01 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07speaker\x18\x03 \x01(\t\"n\n\x0eSpeakerSummary\x12\x0f\n\x07speaker\x18\x01 \x01(\t\x12\x16\n\x0espeech_seconds\x18\x02 \x01(\x01\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12 \n\x18known_speaker_similarity\x18\x04 \x01(\x02\"\x84\x02\n\x11\x44iarizationResult\x12\'\n\x05turns\x18\x01 \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12\x31\n\x0f\x65xclusive_turns\x18\x02 \x03(\x0b\x32\x18.whospoke.v1.SpeakerTurn\x12-\n\x08speakers\x18\x03 \x03(\x0b\x32\x1b.whospoke.v1.SpeakerSummary\x12\x1e\n\x16\x61udio_duration_seconds\x18\x04 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x05 \x01(\x01\x12(\n\x06\x64\x65vice\x18\x06 \x01(\x0b\x32\x18.whospoke.v1.DeviceStats\"\x18\n\x16GetDiarizerInfoRequest\"\xcd\x02\n\x0c\x44iarizerInfo\x12\x1a\n\x12segmentation_model\x18\x01 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x19\n\x11\x63lustering_method\x18\x04 \x01(\t\x12\x1c\n\x14\x63lustering_threshold\x18\x05 \x01(\x01\x12\x18\n\x10min_cluster_size\x18\x06 \x01(\r\x12\x1b\n\x13window_step_seconds\x18\x07 \x01(\x01\x12\x1e\n\x16max_concurrent_streams\x18\x08 \x01(\r\x12\x1a\n\x12max_queued_streams\x18\t \x01(\r\x12\r\n\x05ready\x18\n \x01(\x08\x12\x16\n\x0e\x65mbedding_mode\x18\x0b \x01(\t\x12%\n\x03gpu\x18\x0c \x01(\x0b\x32\x18.whospoke.v1.DeviceStats*w\n\nTurnOutput\x12\x1b\n\x17TURN_OUTPUT_UNSPECIFIED\x10\x00\x12\x1b\n\x17TURN_OUTPUT_OVERLAPPING\x10\x01\x12\x19\n\x15TURN_OUTPUT_EXCLUSIVE\x10\x02\x12\x14\n\x10TURN_OUTPUT_BOTH\x10\x03\x32\x9f\x01\n\x08\x44iarizer\x12H\n\x07\x44iarize\x12\x1b.whospoke.v1.DiarizeRequest\x1a\x1c.whospoke.v1.DiarizeResponse(\x01\x30\x01\x12I\n\x07GetInfo\x12#.whospoke.v1.GetDiarizerInfoRequest\x1a\x19.whospoke.v1.DiarizerInfoBO\n\x0f\x64\x65v.whospoke.v1P\x01Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'whospoke.v1.diarizer_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.whospoke.v1P\001Z:github.com/whospoke/whospoke/gen/go/whospoke/v1;whospokev1'
-  _globals['_TURNOUTPUT']._serialized_start=1607
-  _globals['_TURNOUTPUT']._serialized_end=1726
+  _globals['_TURNOUTPUT']._serialized_start=1658
+  _globals['_TURNOUTPUT']._serialized_end=1777
   _globals['_DIARIZEREQUEST']._serialized_start=68
   _globals['_DIARIZEREQUEST']._serialized_end=187
   _globals['_DIARIZATIONCONFIG']._serialized_start=190
@@ -42,19 +42,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DIARIZERESPONSE']._serialized_start=467
   _globals['_DIARIZERESPONSE']._serialized_end=640
   _globals['_LIVETURNS']._serialized_start=642
-  _globals['_LIVETURNS']._serialized_end=717
-  _globals['_DIARIZATIONPROGRESS']._serialized_start=719
-  _globals['_DIARIZATIONPROGRESS']._serialized_end=792
-  _globals['_SPEAKERTURN']._serialized_start=794
-  _globals['_SPEAKERTURN']._serialized_end=868
-  _globals['_SPEAKERSUMMARY']._serialized_start=870
-  _globals['_SPEAKERSUMMARY']._serialized_end=980
-  _globals['_DIARIZATIONRESULT']._serialized_start=983
-  _globals['_DIARIZATIONRESULT']._serialized_end=1243
-  _globals['_GETDIARIZERINFOREQUEST']._serialized_start=1245
-  _globals['_GETDIARIZERINFOREQUEST']._serialized_end=1269
-  _globals['_DIARIZERINFO']._serialized_start=1272
-  _globals['_DIARIZERINFO']._serialized_end=1605
-  _globals['_DIARIZER']._serialized_start=1729
-  _globals['_DIARIZER']._serialized_end=1888
+  _globals['_LIVETURNS']._serialized_end=768
+  _globals['_DIARIZATIONPROGRESS']._serialized_start=770
+  _globals['_DIARIZATIONPROGRESS']._serialized_end=843
+  _globals['_SPEAKERTURN']._serialized_start=845
+  _globals['_SPEAKERTURN']._serialized_end=919
+  _globals['_SPEAKERSUMMARY']._serialized_start=921
+  _globals['_SPEAKERSUMMARY']._serialized_end=1031
+  _globals['_DIARIZATIONRESULT']._serialized_start=1034
+  _globals['_DIARIZATIONRESULT']._serialized_end=1294
+  _globals['_GETDIARIZERINFOREQUEST']._serialized_start=1296
+  _globals['_GETDIARIZERINFOREQUEST']._serialized_end=1320
+  _globals['_DIARIZERINFO']._serialized_start=1323
+  _globals['_DIARIZERINFO']._serialized_end=1656
+  _globals['_DIARIZER']._serialized_start=1780
+  _globals['_DIARIZER']._serialized_end=1939
 # @@protoc_insertion_point(module_scope)

@@ -186,19 +186,29 @@ class LiveTurns(_message.Message):
     """Provisional speaker turns of a live stream. Speakers are tracked as they appear and
     keep their labels through the stream; each message goes on where the previous one
     ended, and the final result, from the offline clustering, supersedes them all (its
-    labels may differ).
+    labels may differ). As in `DiarizationResult`, `turns` may overlap and
+    `exclusive_turns` give one speaker at a time.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TURNS_FIELD_NUMBER: _builtins.int
     UNTIL_SECONDS_FIELD_NUMBER: _builtins.int
+    EXCLUSIVE_TURNS_FIELD_NUMBER: _builtins.int
     until_seconds: _builtins.float
     """Audio up to this point, in seconds from the stream start, has provisional turns."""
     @_builtins.property
     def turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___SpeakerTurn]:
-        """The turns from the previous message's `until_seconds` to this one's; a turn cut at
-        that boundary may go on in the next message with the same speaker.
+        """The turns from the previous message's `until_seconds` to this one's, overlapping
+        speech included (a diarizer before `exclusive_turns` existed sent one speaker at a
+        time here); a turn cut at that boundary may go on in the next message with the same
+        speaker.
+        """
+
+    @_builtins.property
+    def exclusive_turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___SpeakerTurn]:
+        """The same stretch with one speaker at a time (the most active one where voices
+        overlap), for attributing words.
         """
 
     def __init__(
@@ -206,10 +216,11 @@ class LiveTurns(_message.Message):
         *,
         turns: _abc.Iterable[Global___SpeakerTurn] | None = ...,
         until_seconds: _builtins.float = ...,
+        exclusive_turns: _abc.Iterable[Global___SpeakerTurn] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["turns", b"turns", "until_seconds", b"until_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exclusive_turns", b"exclusive_turns", "turns", b"turns", "until_seconds", b"until_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
