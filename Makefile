@@ -75,6 +75,7 @@ bench: venv testdata
 	$(BIN)/python bench/clustering_bench.py
 	$(BIN)/python bench/orchestrator_bench.py
 	$(BIN)/python bench/live_bench.py
+	$(BIN)/python bench/live_words_bench.py
 	$(BIN)/python bench/accuracy_bench.py
 	$(BIN)/python bench/speakers_bench.py
 	$(BIN)/python bench/live_diarization_bench.py

@@ -45,6 +45,8 @@ class ModelConfig:
     model_process: str = "auto"
     """The model in child processes a cancel kills (transcriber/model_process.py): on, off,
     or auto (on for CPU)."""
+    live_early_words: str = "auto"
+    """Live words before the pause (transcriber/early.py): on, off, or auto (on a GPU)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,29 @@ def parser() -> EnvParser:
     )
     add_server_flags(p, DEFAULT_PORT, DEFAULT_METRICS_PORT)
     add_audio_stream_flags(p)
+    _model_flags(p)
+    p.flag(
+        "live-early-words",
+        "auto",
+        "send an open live utterance's words before its pause, while decodes are quick "
+        "(0.5 s or less) (auto: on a GPU, not on CPU, where a Whisper pass takes over a second)",
+        choices=["auto", "on", "off"],
+    )
+    p.flag("max-concurrent-streams", 1, "streams transcribed at once", type=int, minimum=1)
+    p.flag("max-queued-streams", 8, "streams that may wait for a slot", type=int, minimum=0)
+    p.flag(
+        "max-buffer-seconds",
+        120.0,
+        "audio a stream may buffer ahead of transcription before reading pauses "
+        "(raised to what one batch needs: (batch size + 2) x 30 s)",
+        type=float,
+        minimum=60,
+    )
+    return p
+
+
+def _model_flags(p: EnvParser) -> None:
+    """Which model, where it runs, and how it decodes."""
     p.flag(
         "model",
         DEFAULT_WHISPER_MODEL,
@@ -113,17 +138,6 @@ def parser() -> EnvParser:
         "once (auto: on CPU, not on a GPU)",
         choices=["auto", "on", "off"],
     )
-    p.flag("max-concurrent-streams", 1, "streams transcribed at once", type=int, minimum=1)
-    p.flag("max-queued-streams", 8, "streams that may wait for a slot", type=int, minimum=0)
-    p.flag(
-        "max-buffer-seconds",
-        120.0,
-        "audio a stream may buffer ahead of transcription before reading pauses "
-        "(raised to what one batch needs: (batch size + 2) x 30 s)",
-        type=float,
-        minimum=60,
-    )
-    return p
 
 
 def load_config(argv: Sequence[str] | None = None) -> TranscriberConfig:
@@ -141,6 +155,7 @@ def load_config(argv: Sequence[str] | None = None) -> TranscriberConfig:
             default_beam_size=args.beam_size,
             batch_size=batch,
             model_process=args.model_process,
+            live_early_words=args.live_early_words,
         ),
         max_concurrent_streams=args.max_concurrent_streams,
         max_queued_streams=args.max_queued_streams,

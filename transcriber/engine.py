@@ -16,6 +16,7 @@ from faster_whisper.utils import download_model
 
 from transcriber.config import ModelConfig, auto_batch_size
 from transcriber.domain import EngineInfo
+from transcriber.early import EarlyTimings
 from transcriber.model_process import ModelFiles, ModelPool, metadata
 from transcriber.session import WhisperSession
 from whospoke.common.errors import InvalidArgument, Unavailable, quoted
@@ -139,4 +140,10 @@ class FasterWhisperEngine:
         if options.multilingual and not model.model.is_multilingual:
             options = replace(options, multilingual=False)
         batch = self._config.batch_size or auto_batch_size(self._device)
-        return WhisperSession(model, options, batch, self._pool)
+        early = self._config.live_early_words
+        timings = (
+            EarlyTimings()
+            if early == "on" or (early == "auto" and self._device == "cuda")
+            else None
+        )
+        return WhisperSession(model, options, batch, self._pool, timings)

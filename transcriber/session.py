@@ -2,30 +2,24 @@
 
 Each stream buffers audio; `run` asks the window planner what part of the buffer
 is ready (cut in VAD-confirmed silence), transcribes it, and drops it. A file's
-stream (not live) plans a whole batch of pieces at once and decodes them in one
-batched pass (transcriber/batched.py): files want throughput; a live stream
-decodes each piece as soon as it closes, with faster-whisper's `transcribe`,
-for latency (and so does a multilingual one, whose pieces are split further
-into runs of one language). Pieces start and end at utterance boundaries, so
-each is decoded on its own: the client's initial prompt conditions every piece,
-but the text of earlier pieces does not: carrying it over made Whisper repeat
-earlier phrases on repetitive speech (several points of WER on the Asterisk
-prompts); without it the stream matches whole-file accuracy. The
-language detected on the first piece is kept for the rest of the stream, unless
-the stream is multilingual: then each piece is cut into runs of utterances of
-one language, each decoded in its own (transcriber/languages.py).
+stream plans a batch of pieces at once and decodes them in one batched pass
+(transcriber/batched.py), for throughput; a live or multilingual one decodes each
+piece as it closes with `transcribe`, and a live one may send an utterance's words
+before it closes (transcriber/early.py). Each piece is decoded on its own: the
+client's prompt conditions every piece, the text of earlier ones does not (it made
+Whisper repeat earlier phrases on repetitive speech). The language detected first
+is kept, unless the stream is multilingual (transcriber/languages.py).
 
-Each piece's segments go through a `PieceReview` before they are sent: a
-repetition loop is decoded again, speech left without text is decoded again on
-its own, and what stays lost is named by a warning (see transcriber/review.py).
-A progress marker follows every segment and every piece, so the audio reported
-transcribed advances with each Whisper window (or batch of them) decoded.
+Each piece's segments pass a `PieceReview` (transcriber/review.py): loops and
+speech left without text are decoded again, what stays lost is named by a warning.
+A progress marker follows every segment and every piece.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import replace
@@ -34,14 +28,16 @@ from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from transcriber.batched import Batch, Piece, converted, shifted
 from transcriber.coverage import Span
+from transcriber.decoding import decode_alone, decoding
 from transcriber.domain import Transcribed, TranscriptionItem
+from transcriber.early import EarlyTimings, EarlyWords, unsent_spans
 from transcriber.languages import language_runs
 from transcriber.model_process import ModelPool, Stopped
 from transcriber.review import PieceReview
+from transcriber.vad import EARLY_VAD, LIVE_VAD, PLANNING_VAD, SPEECH_PAD, speech_regions
 from transcriber.windows import (
     ANALYSIS_SAMPLES,
     FIRST_ANALYSIS_SAMPLES,
@@ -64,19 +60,8 @@ from whospoke.contract.transcription import (
 
 logger = logging.getLogger(__name__)
 
-PLANNING_VAD = VadOptions(min_silence_duration_ms=1000, max_speech_duration_s=28)
-"""VAD settings: a region closes after 1 s of silence; long ones split before 30 s."""
-LIVE_VAD = VadOptions(min_silence_duration_ms=500, max_speech_duration_s=6)
-"""A live stream's: speech rarely pauses a full second, so regions close after 0.5 s of silence
-and split past 6 s (with `PLANNING_VAD`, sample.wav's live segments came 12 s late, p50)."""
-SPEECH_PAD = PLANNING_VAD.speech_pad_ms * SAMPLE_RATE // 1000
-"""Samples of padding VAD adds after the last speech frame of a region."""
 TAIL_TOLERANCE = 0.5
 """Seconds before the end of speech at which a decoded segment counts as the last."""
-END_PADDING = np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.float32)
-"""Silence appended (for VAD only) at the end of a stream so its last region closes."""
-ALONE_PAD = 0.2
-"""Seconds of context kept around a stretch decoded again on its own."""
 
 
 class WhisperSession:
@@ -88,11 +73,15 @@ class WhisperSession:
         options: TranscriptionOptions,
         batch_size: int = 1,
         pool: ModelPool | None = None,
+        timings: EarlyTimings | None = None,
     ) -> None:
         self._base, self._pool = model, pool
         self._model = model
         self._options = options
         self._batched = not options.live and not options.multilingual
+        early = options.live and not options.multilingual and options.vad_filter
+        self._early = EarlyWords(timings) if timings and early else None
+        """Sending live words early (None: off, the engine's `live_early_words`)."""
         self._vad = LIVE_VAD if options.live else PLANNING_VAD
         self._batch_size = batch_size
         self._span = batch_span(batch_size) if self._batched else ANALYSIS_SAMPLES
@@ -162,6 +151,13 @@ class WhisperSession:
             regions = self._speech(buffer, final)
             plans = self._plan(regions, buffer.size, final)
             if not plans:
+                if (
+                    self._early
+                    and not final
+                    and self._early.due(regions, buffer.size, self._received)
+                ):
+                    yield from self._send_words(buffer, buffer.size, regions, stop)
+                    self._drop(self._early.start())
                 return
             start = 0
             pieces: list[tuple[int, Piece]] = []
@@ -178,7 +174,14 @@ class WhisperSession:
                 yield from self._decode_batch(pieces, stop)
             else:
                 for base, piece in pieces:
-                    yield from self._transcribe(piece, base, stop)
+                    if self._early and self._early.floor > base:  # its first words are sent
+                        end = base + piece.audio.size
+                        yield from self._send_words(buffer, end, regions, stop, closed=True)
+                    else:
+                        began = time.perf_counter()
+                        yield from self._transcribe(piece, base, stop)
+                        if self._early:
+                            self._early.timed(time.perf_counter() - began)
             if stop.is_set():
                 return
             self._drop(start)
@@ -211,6 +214,8 @@ class WhisperSession:
             return self._parts[0] if self._parts else np.zeros(0, dtype=np.float32)
 
     def _drop(self, count: int) -> None:
+        if self._early:
+            self._early.dropped(count)
         with self._lock:
             merged = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
             rest = merged[count:]
@@ -219,20 +224,10 @@ class WhisperSession:
             self._committed += count
 
     def _speech(self, buffer: Samples, final: bool) -> list[Region]:
-        """Speech regions of the analysed part of the buffer.
-
-        At the end of the stream the audio is padded with silence for VAD, so the
-        last region ends where its speech does rather than at the end of the audio.
-        """
-        span = self._current_span()
-        analysed = buffer[:span]
-        closing = final and buffer.size <= span
-        padded = np.concatenate([analysed, END_PADDING]) if closing else analysed
-        return [
-            Region(r["start"], min(r["end"], analysed.size))
-            for r in get_speech_timestamps(padded, self._vad)
-            if r["start"] < analysed.size
-        ]
+        early = self._early is not None and self._early.fast
+        return speech_regions(
+            buffer, self._current_span(), final, EARLY_VAD if early else self._vad
+        )
 
     def _transcribe(
         self, piece: Piece, base: int, stop: threading.Event
@@ -331,56 +326,54 @@ class WhisperSession:
         if not stop.is_set():
             yield from self._emit(review.finish(offset + seconds(audio.size)))
 
-    def _decoding(self, language: str) -> dict[str, Any]:
-        """The decoder settings every pass of this stream shares.
+    def _send_words(
+        self,
+        buffer: Samples,
+        end: int,
+        regions: list[Region],
+        stop: threading.Event,
+        closed: bool = False,
+    ) -> Iterator[TranscriptionItem]:
+        """Decode the unsent speech before sample `end` of the buffer and send its words
+        (transcriber/early.py): those ending `hold` before the end while the utterance is
+        open, all of them once it has `closed` (`end` is then a planned cut)."""
+        early, began = self._early, time.perf_counter()
+        if early is None or end <= early.floor:
+            return
+        early.tried, first = self._received, early.start()
+        hold = 0 if closed else early.hold
+        audio = buffer[first:end]
+        decoding = {**self._decoding(self._language), "word_timestamps": True}
+        raw, info = self._model.transcribe(audio, vad_filter=self._options.vad_filter, **decoding)
+        if not self._language:
+            self._found_language(info.language, float(info.language_probability))
+        language, base = self._language, seconds(self._committed)
+        offset, floor, until = (
+            base + seconds(first),
+            base + seconds(early.floor),
+            base + seconds(end - hold),
+        )
+        spans = unsent_spans(regions, early.floor, end - hold, base)
+        review = PieceReview(spans, partial(self._decode_alone, audio, offset, language, stop))
+        sent = floor
+        for part in early.parts((converted(r, offset, language) for r in raw), floor, until):
+            yield from self._emit(review.add(part))
+            yield Transcribed(self.transcribed_seconds)
+            sent = part.end
+            if stop.is_set():
+                return
+        yield from self._emit(review.finish(until if closed else sent))
+        early.floor = max(early.floor, round((sent - base) * SAMPLE_RATE))
+        early.timed(time.perf_counter() - began)
 
-        By default decoding is deterministic (beam search at temperature 0
-        only): faster-whisper's temperature fallback samples at random when a
-        window's text repeats or scores low, and then the same file gives
-        different text from run to run (seen on the Spanish prompts of issue 19
-        and a meeting recording). Loops, the fallback's main target, are handled
-        by the review instead, deterministically; on the Asterisk and sample
-        references the word error rate is unchanged. A client that asks for a
-        temperature above 0 gets sampling at that one temperature (no fallback
-        ladder either): its runs differ, by its choice.
-        """
-        options = self._options
-        return {
-            "language": language or None,
-            "task": options.task,
-            "beam_size": options.beam_size,
-            "word_timestamps": options.word_timestamps,
-            "initial_prompt": options.initial_prompt,
-            "hotwords": options.hotwords,
-            "condition_on_previous_text": False,
-            "temperature": options.temperature,
-        }
+    def _decoding(self, language: str) -> dict[str, Any]:
+        return decoding(self._options, language)
 
     def _decode_alone(
         self, audio: Samples, offset: float, language: str, stop: threading.Event, span: Span
     ) -> list[Segment]:
-        """Decode `span` (absolute seconds) of the piece `audio` on its own, unfiltered.
-
-        A second chance for speech the piece's pass left without text, or turned
-        into a loop: a window of its own, and no segment skipped as non-speech,
-        so that the review sees what the model makes of it and says why it drops it.
-        """
-        first = max(0, int((span.start - offset - ALONE_PAD) * SAMPLE_RATE))
-        last = min(audio.size, int((span.end - offset + ALONE_PAD) * SAMPLE_RATE))
-        if last <= first:
-            return []
-        segments, _ = self._model.transcribe(
-            audio[first:last],
-            vad_filter=False,
-            no_speech_threshold=None,
-            **self._decoding(language),
-        )
-        decoded: list[Segment] = []
-        for raw in segments:
-            if stop.is_set():
-                break
-            decoded.append(converted(raw, offset + seconds(first), language))
-        return decoded
+        """`span` of the piece `audio` decoded again on its own (transcriber/decoding.py)."""
+        return decode_alone(self._model, self._decoding(language), audio, offset, stop, span)
 
     def _emit(self, items: Iterable[Segment | SpeechWarning]) -> Iterator[TranscriptionItem]:
         """Number the segments in the order they are sent; note how far the text reaches."""
@@ -390,6 +383,8 @@ class WhisperSession:
                 yield item
                 continue
             self._decoded = max(self._decoded, item.end)
+            if not self._options.word_timestamps:
+                item = replace(item, words=())  # a live stream's words were decoded to cut by
             self._spoken[item.language] = (
                 self._spoken.get(item.language, 0.0) + item.end - item.start
             )
