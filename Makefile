@@ -67,7 +67,7 @@ test: lint typecheck node unit
 protos: venv
 	$(BIN)/python scripts/gen_protos.py
 
-# The whole benchmark (about 75 minutes on 2 cores): BENCHMARKS.md and bench/figures/.
+# The whole benchmark (about 80 minutes on 2 cores): BENCHMARKS.md and bench/figures/.
 bench: venv testdata
 	$(BIN)/python bench/transcriber_bench.py
 	$(BIN)/python bench/transcriber_accuracy.py

@@ -115,7 +115,10 @@ class EarlyWords:
         return max(0, self.floor - self.context)
 
     def dropped(self, count: int) -> None:
-        """The first `count` samples of the buffer were dropped."""
+        """The first `count` samples of the buffer were dropped; past the floor, the next
+        decode hears none of the words sent, so none can come back."""
+        if count >= self.floor:
+            self.sent = ()
         self.floor = max(0, self.floor - count)
 
 

@@ -106,3 +106,14 @@ def test_parts_of_one_decode_remember_what_was_sent() -> None:
     # The next decode hears " you" again, timed a little later; it is not repeated.
     later = segment((11.2, 11.5, " you"), (11.5, 12.0, " know"), (12.1, 12.5, " this"))
     assert [p.text for p in early.parts([later], floor=11.0, until=99.0)] == [" know this"]
+
+
+def test_an_utterance_after_a_pause_may_start_with_the_words_the_last_one_ended_with() -> None:
+    early = EarlyWords(EarlyTimings())
+    list(early.parts([SPOKEN], floor=0.0, until=99.0))
+    early.floor = 12 * SR
+    early.dropped(early.start())  # context kept: the last words may come back
+    assert early.sent == ("i", "thought", "you", "know")
+    early.dropped(early.floor)  # the utterance closed and was dropped
+    again = segment((20.0, 20.5, " you"), (20.5, 21.0, " know"))
+    assert [p.text for p in early.parts([again], floor=0.0, until=99.0)] == [" you know"]
