@@ -51,9 +51,9 @@ class EarlyTimings:
     context: float = 3.0
     """Audio before the first unsent word decoded again, for Whisper to hear it in context."""
     step: float = 0.5
+    """New audio needed between two decodes of an open utterance (not one per chunk)."""
     max_decode: float = 0.5
     """Words go early only while decodes take at most this long (the mean of recent ones)."""
-    """New audio needed between two decodes of an open utterance (not one per chunk)."""
 
 
 @dataclass
