@@ -18,7 +18,7 @@ every analysed window that covers it, and the mean local speaker count decides h
 many speakers it has; the most active one alone makes the exclusive turns, which
 words are attributed by (sending one speaker at a time alone left overlapping speech
 out: +2 pt of missed speech on the dev meeting and sample.wav's DER 14.9 % instead
-of 10.5 %). A frame is emitted once the audio `latency` seconds past it
+of 10.6 %). A frame is emitted once the audio `latency` seconds past it
 has been analysed (a live stream's windows are analysed within a second of
 their audio arriving: `PooledEmbedder` with 1 s blocks), and never
 again: the final result, from the offline clustering, replaces all of them.

@@ -22,9 +22,10 @@ decode period more. Here a word waits `hold` plus one decode.
 That needs decodes that are short next to the audio: every pass of Whisper
 costs a 30 s encoder window however little audio it holds, 1.7 s for Whisper
 base on one Sapphire Rapids core (encoder 0.97 s, beam search 0.75 s), and a
-stream decoding that often falls behind (10 s behind after sample.wav's 30 s).
-So words go early only while the stream's recent decodes took at most
-`max_decode` (a GPU's take about 0.1 s); otherwise utterances wait for their
+stream decoding that often falls behind (6.7 s behind after sample.wav's 30 s,
+bench/live_words_bench.py). So words go early only while the stream's recent
+decodes took at most `max_decode` (a GPU's should take tens of milliseconds; not
+measured here); otherwise utterances wait for their
 pause, split at 6 s (`transcriber.vad.LIVE_VAD`).
 """
 
