@@ -31,10 +31,10 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
-from pyannote.core import Annotation, Segment, Timeline
-from pyannote.metrics.diarization import DiarizationErrorRate
+from pyannote.core import Annotation, Segment
 
 from bench.inputs import DEV_DATA, meeting, sample
+from bench.outcome import scored_der
 from bench.report import machine, write_section
 from diarizer.baseline import diarize_whole, stock_pipeline
 from diarizer.engine import DiarizerModelConfig, PyannoteEngine
@@ -42,11 +42,6 @@ from whospoke.common.audio import SAMPLE_RATE, Samples
 from whospoke.contract.diarization import DiarizationOptions
 
 DEFAULT_DATA = DEV_DATA
-
-
-def der(reference: Annotation, hypothesis: Annotation, duration: float, collar: float) -> float:
-    metric = DiarizationErrorRate(collar=2 * collar, skip_overlap=False)
-    return float(metric(reference, hypothesis, uem=Timeline([Segment(0, duration)])))
 
 
 def recording(name: str, data: Path) -> tuple[Samples, Annotation]:
@@ -106,8 +101,8 @@ def worker(path: str, name: str, data: Path, output: Path, threads: int) -> None
     result |= {
         "duration": duration,
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "der0": der(reference, turns, duration, 0.0),
-        "der25": der(reference, turns, duration, 0.25),
+        "der0": scored_der(reference, turns, duration, 0.0),
+        "der25": scored_der(reference, turns, duration, 0.25),
         "speakers": len(turns.labels()),
     }
     output.write_text(json.dumps(result))

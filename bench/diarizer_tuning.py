@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 from pyannote.core import Annotation, Segment, Timeline
-from pyannote.metrics.diarization import DiarizationErrorRate
 
 from bench.diarizer_bench import DEFAULT_DATA, recording
 from bench.inputs import clips, conversation, joined
+from bench.outcome import der_metric
 from bench.report import machine, write_section
 from diarizer.baseline import diarize_whole, stock_pipeline
 from diarizer.embedders import PooledEmbedder
@@ -58,7 +58,7 @@ Scored = list[tuple[Annotation, Annotation, float]]
 
 def total_der(items: Scored, collar: float) -> float:
     """DER over several recordings: total error over total reference speech."""
-    metric = DiarizationErrorRate(collar=2 * collar, skip_overlap=False)
+    metric = der_metric(collar)
     for reference, hypothesis, duration in items:
         metric(reference, hypothesis, uem=Timeline([Segment(0, duration)]))
     return float(abs(metric))

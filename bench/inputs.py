@@ -87,6 +87,15 @@ def meeting(minutes: float, data: Path = DEV_DATA) -> Input:
     )
 
 
+def shuffled_meeting(seed: int, data: Path = DEV_DATA) -> Input:
+    """The ten dev clips joined in a seeded random order (`numpy.random.default_rng`):
+    the same speech, speakers met in another order."""
+    recordings = clips(data)
+    order = np.random.default_rng(seed).permutation(len(recordings))
+    audio, reference = joined([recordings[i] for i in order])
+    return Input(f"meeting, order {seed}", audio, reference)
+
+
 def short_pauses(max_pause: float = 0.4, data: Path = DEV_DATA) -> Input:
     """The joined dev clips with every pause between reference speech cut to `max_pause`
     seconds: meeting speech where a transcriber's pieces cannot wait for long silences."""

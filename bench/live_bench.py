@@ -8,12 +8,15 @@ capture device would send it: 100 ms messages at real-time pace. Measured:
   against the reference speaker at its midpoint, with provisional labels mapped to
   reference speakers one to one (the mapping that maximises agreement);
 - the live result against `Process` on the same audio: identical diarizer turns,
-  and the DER of both;
+  the DER of both, and the word error rate of both (the live transcript is decoded
+  utterance by utterance as the audio comes; `Process` decodes the whole file);
 - concurrent streams of sample.wav: how many are held in real time: the backends keep
   pace with the audio, so that no stream gets a `live_lag` warning and each one's result
   comes within 5 s of its last audio (a backlog would grow with the stream's length);
   the latencies are reported beside.
-Inputs: sample.wav and the first 120 s of the Asterisk conversation.
+Inputs: sample.wav, and the first 120 s of the Asterisk conversation with
+`multilingual` set (its voices speak English, French and Spanish; a stream without it
+keeps the first language detected), for the live stream and `Process` alike.
 Usage: python bench/live_bench.py
 """
 
@@ -31,13 +34,13 @@ from pathlib import Path
 
 import numpy as np
 from pyannote.core import Annotation, Segment
-from pyannote.metrics.diarization import DiarizationErrorRate
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.inputs import Input, conversation, sample
 from bench.orchestrator_bench import Services
+from bench.outcome import scored_der, wer_of
 from bench.report import machine, write_section
 from whospoke.cli.serve import shared_threads
 from whospoke.common.audio import SAMPLE_RATE, float_to_pcm, wav_bytes
@@ -48,7 +51,8 @@ from whospoke.v1 import orchestrator_pb2_grpc as pb_grpc
 MESSAGE = int(0.1 * SAMPLE_RATE)
 HELD_BACKLOG = 5.0
 """Seconds from a stream's last audio to its result within which it was held in real time."""
-CONFIG = pb.LiveStreamConfig(encoding=pb.PCM_S16LE, sample_rate_hz=SAMPLE_RATE)
+PLAIN = pb.ProcessOptions()
+MULTILINGUAL = pb.ProcessOptions(multilingual=True)
 
 
 @dataclass
@@ -63,13 +67,18 @@ class Stream:
     """Seconds from sending the last audio to receiving the result."""
 
 
-async def stream(orchestrator: ServiceProcess, audio: np.ndarray) -> Stream:
+async def stream(
+    orchestrator: ServiceProcess, audio: np.ndarray, options: pb.ProcessOptions = PLAIN
+) -> Stream:
     pcm = float_to_pcm(audio)
     sent_seconds: list[float] = []
     sent_at: list[float] = []
 
     async def requests() -> AsyncIterator[pb.ProcessStreamRequest]:
-        yield pb.ProcessStreamRequest(config=CONFIG)
+        config = pb.LiveStreamConfig(
+            options=options, encoding=pb.PCM_S16LE, sample_rate_hz=SAMPLE_RATE
+        )
+        yield pb.ProcessStreamRequest(config=config)
         start = time.perf_counter()
         for i, offset in enumerate(range(0, audio.size, MESSAGE)):
             await asyncio.sleep(max(0.0, start + i * MESSAGE / SAMPLE_RATE - time.perf_counter()))
@@ -121,12 +130,8 @@ def turns_of(result: pb.ProcessResult) -> Annotation:
     return out
 
 
-def der(reference: Annotation, result: pb.ProcessResult) -> float:
-    return der_of(reference, turns_of(result))
-
-
-def der_of(reference: Annotation, turns: Annotation) -> float:
-    return float(DiarizationErrorRate(collar=0.0)(reference, turns))
+def words_of(result: pb.ProcessResult) -> list[tuple[float, float, str]]:
+    return [(w.start_seconds, w.end_seconds, w.text) for s in result.segments for w in s.words]
 
 
 def tracks(turns: Annotation) -> list[tuple[float, float, str]]:
@@ -136,15 +141,21 @@ def tracks(turns: Annotation) -> list[tuple[float, float, str]]:
 
 
 def cut(source: Input, seconds: float) -> Input:
+    """The first `seconds` of `source`, with the reference turns (and words) that end in it."""
     reference = source.reference.crop(Segment(0, seconds))
-    return Input(source.name, source.audio[: int(seconds * SAMPLE_RATE)], reference)
+    turns = tuple(t for t in source.turns if t[1] <= seconds)
+    transcript = " ".join(t[3] for t in turns) if source.turns else source.transcript
+    audio = source.audio[: int(seconds * SAMPLE_RATE)]
+    return Input(source.name, audio, reference, transcript, turns)
 
 
-async def measure(services: Services, inputs: dict[str, Input]) -> list[str]:
+async def measure(
+    services: Services, inputs: dict[str, tuple[Input, pb.ProcessOptions]]
+) -> list[str]:
     rows = []
-    for name, source in inputs.items():
-        live = await stream(services.orchestrator, source.audio)
-        process = await services.process(wav_bytes(source.audio))
+    for name, (source, options) in inputs.items():
+        live = await stream(services.orchestrator, source.audio, options)
+        process = await services.process(wav_bytes(source.audio), options)
         assert live.result is not None
         same = tracks(turns_of(live.result)) == tracks(process.turns)
         lat = sorted(live.latencies)
@@ -152,8 +163,11 @@ async def measure(services: Services, inputs: dict[str, Input]) -> list[str]:
             f"| {name} | {source.seconds:.0f} | {len(lat)} | {statistics.median(lat):.2f} | "
             f"{lat[int(0.95 * (len(lat) - 1))]:.2f} | "
             f"{100 * provisional_accuracy(live.words, source.reference):.1f} % | {live.updates} | "
-            f"{100 * der(source.reference, live.result):.1f} % | "
-            f"{100 * der_of(source.reference, process.turns):.1f} % | {'yes' if same else 'no'} |"
+            f"{100 * scored_der(source.reference, turns_of(live.result), source.seconds):.1f} % | "
+            f"{100 * scored_der(source.reference, process.turns, source.seconds):.1f} % | "
+            f"{'yes' if same else 'no'} | "
+            f"{wer_of(source, live.result.text, words_of(live.result))} | "
+            f"{wer_of(source, process.text, process.words)} |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -179,13 +193,16 @@ async def concurrency(services: Services, source: Input, most: int) -> list[str]
 
 
 def main() -> None:
-    inputs = {"sample": sample(), "conversation (120 s)": cut(conversation(), 120.0)}
+    inputs = {
+        "sample": (sample(), PLAIN),
+        "conversation (120 s), multilingual": (cut(conversation(), 120.0), MULTILINGUAL),
+    }
     services = Services(0, ["--max-concurrent-jobs", "8", "--max-live-streams", "8"])
     threads = shared_threads(0)
     try:
         asyncio.run(services.ready())
         rows = asyncio.run(measure(services, inputs))
-        load = asyncio.run(concurrency(services, inputs["sample"], 6))
+        load = asyncio.run(concurrency(services, inputs["sample"][0], 6))
     finally:
         services.stop()
     write_section(
@@ -196,16 +213,21 @@ def main() -> None:
                 f"Machine: {machine()}; Whisper base (int8) and segmentation-3.0 + CAM++, "
                 f"{threads} thread{'s' if threads > 1 else ''} each on the same cores (as "
                 "`whospoke serve` runs them), speaker latency 2 s (the default). Each input is "
-                "sent in 100 ms messages at real-time pace.",
+                "sent in 100 ms messages at real-time pace; the conversation (English, French and "
+                "Spanish voices) with `multilingual`, for the live stream and `Process` alike.",
                 "",
                 "| input | seconds | segments | latency p50 (s) | p95 (s) | provisional "
-                "speaker right | speaker updates | DER live result | DER `Process` | same turns |",
-                "|---|---|---|---|---|---|---|---|---|---|",
+                "speaker right | speaker updates | DER live result | DER `Process` | same turns "
+                "| WER live result | WER `Process` |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|",
                 *rows,
                 "",
                 "Latency: from sending the end of a segment's audio to receiving the segment. "
                 "Provisional speaker: each word's speaker as first sent, against the reference "
-                "(one-to-one label mapping). DER collar 0, overlap scored.",
+                "(one-to-one label mapping). DER collar 0, overlap scored. WER: the live result's "
+                "words (decoded utterance by utterance as they came) and `Process`'s (the whole "
+                "file), against the reference words; the conversation's per language, the words "
+                "inside that language's turns.",
                 "",
                 "Concurrent live streams of sample.wav (held in real time: no `live_lag` "
                 "warning, and every stream's result within "

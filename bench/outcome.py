@@ -27,24 +27,44 @@ class Outcome:
     runs: list[float] = field(default_factory=list)
 
 
+def der_metric(collar: float = 0.0) -> DiarizationErrorRate:
+    """The one DER every bench reports: overlapping speech scored, `collar` seconds
+    forgiven on each side of a reference boundary (pyannote's collar is the total)."""
+    return DiarizationErrorRate(collar=2 * collar, skip_overlap=False)
+
+
+def scored_der(
+    reference: Annotation, hypothesis: Annotation, seconds: float, collar: float = 0.0
+) -> float:
+    """DER over the whole recording (0 to `seconds`), silence included."""
+    uem = Timeline([Segment(0, seconds)])
+    return float(der_metric(collar)(reference, hypothesis, uem=uem))
+
+
 def der(source: Input, turns: Annotation, collar: float) -> float:
-    metric = DiarizationErrorRate(collar=2 * collar, skip_overlap=False)
-    uem = Timeline([Segment(0, source.seconds)])
-    return float(metric(source.reference, turns, uem=uem))
+    return scored_der(source.reference, turns, source.seconds, collar)
 
 
 def wer(source: Input, outcome: Outcome) -> str:
     """Overall WER, or per speaker-language (words by reference turn) for the conversation."""
+    return wer_of(source, outcome.text, outcome.words)
+
+
+def wer_of(source: Input, text: str, words: list[tuple[float, float, str]]) -> str:
+    """`text`'s WER, or for the conversation per language: the `words` (start, end, text)
+    whose middle falls in that language's reference turns."""
     if not source.transcript:
         return "- (no reference transcript)"
     if not source.turns:
-        return f"{100 * word_error_rate(source.transcript, outcome.text):.1f} %"
+        return f"{100 * word_error_rate(source.transcript, text):.1f} %"
     parts = []
     for lang in ("en", "fr", "es"):
-        spans = [(s, e, text) for s, e, who, text in source.turns if who == lang]
-        reference = " ".join(text for *_, text in spans)
-        said = [w for w in outcome.words if any(s <= (w[0] + w[1]) / 2 < e for s, e, _ in spans)]
-        hypothesis = "".join(text for *_, text in said)
+        spans = [(s, e, said) for s, e, who, said in source.turns if who == lang]
+        if not spans:
+            continue
+        reference = " ".join(said for *_, said in spans)
+        heard = [w for w in words if any(s <= (w[0] + w[1]) / 2 < e for s, e, _ in spans)]
+        hypothesis = "".join(word for *_, word in heard)
         parts.append(f"{lang} {100 * word_error_rate(reference, hypothesis, lang):.1f} %")
     return ", ".join(parts)
 
