@@ -29,10 +29,11 @@ from pathlib import Path
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyannote.core import Annotation, Segment
+from pyannote.core import Segment
 
 from bench.diarizer_tuning import total_der
 from bench.inputs import DEV_DATA, Input, clips, conversation, joined, sample
+from bench.outcome import result_turns
 from bench.report import machine, write_section
 from orchestrator.merge import attribute
 from whospoke.common.audio import SAMPLE_RATE, wav_bytes
@@ -87,16 +88,9 @@ class Stack:
         raise RuntimeError(f"no result for {source.name}")
 
 
-def hypothesis(result: pb.ProcessResult) -> Annotation:
-    turns = Annotation()
-    for turn in result.diarization_turns:
-        turns[Segment(turn.start_seconds, turn.end_seconds)] = turn.speaker
-    return turns
-
-
 def der(items: list[Run], collar: float) -> float:
     """DER over the runs together (the tuning bench's total: error over reference speech)."""
-    scored = [(r.source.reference, hypothesis(r.result), r.source.seconds) for r in items]
+    scored = [(r.source.reference, result_turns(r.result), r.source.seconds) for r in items]
     return 100 * total_der(scored, collar)
 
 
@@ -146,10 +140,10 @@ def wer(run: Run) -> str:
 
 
 def row(name: str, items: list[Run]) -> str:
-    found = sum(len(hypothesis(r.result).labels()) for r in items)
+    found = sum(len(result_turns(r.result).labels()) for r in items)
     true = sum(len(r.source.reference.labels()) for r in items)
     exact = sum(
-        len(hypothesis(r.result).labels()) == len(r.source.reference.labels()) for r in items
+        len(result_turns(r.result).labels()) == len(r.source.reference.labels()) for r in items
     )
     t = [r.result.timings for r in items]
     languages = ", ".join(f"{x.language} {100 * x.share:.0f} %" for x in items[0].result.languages)

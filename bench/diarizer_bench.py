@@ -31,10 +31,10 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
-from pyannote.core import Annotation, Segment
+from pyannote.core import Annotation
 
 from bench.inputs import DEV_DATA, meeting, sample
-from bench.outcome import scored_der
+from bench.outcome import annotation, scored_der
 from bench.report import machine, write_section
 from diarizer.baseline import diarize_whole, stock_pipeline
 from diarizer.engine import DiarizerModelConfig, PyannoteEngine
@@ -67,9 +67,7 @@ def run_incremental(audio: Samples, runtime: str, threads: int) -> dict[str, Any
     last_chunk = time.perf_counter()
     for _ in session.run(True, stop):
         pass
-    turns = Annotation()
-    for turn in session.finish().turns:
-        turns[Segment(turn.start, turn.end)] = turn.speaker
+    turns = annotation(session.finish().turns)
     end = time.perf_counter()
     return {
         "turns": turns,

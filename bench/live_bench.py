@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.inputs import Input, conversation, sample
 from bench.orchestrator_bench import Services
-from bench.outcome import scored_der, wer_of
+from bench.outcome import result_turns, result_words, scored_der, wer_of
 from bench.report import machine, write_section
 from whospoke.cli.serve import shared_threads
 from whospoke.common.audio import SAMPLE_RATE, float_to_pcm, wav_bytes
@@ -123,17 +123,6 @@ def provisional_accuracy(words: list[tuple[float, float, str]], reference: Annot
     return float(matrix[rows, cols].sum() / max(1, len(pairs)))
 
 
-def turns_of(result: pb.ProcessResult) -> Annotation:
-    out = Annotation()
-    for t in result.diarization_turns:
-        out[Segment(t.start_seconds, t.end_seconds)] = t.speaker
-    return out
-
-
-def words_of(result: pb.ProcessResult) -> list[tuple[float, float, str]]:
-    return [(w.start_seconds, w.end_seconds, w.text) for s in result.segments for w in s.words]
-
-
 def tracks(turns: Annotation) -> list[tuple[float, float, str]]:
     return sorted(
         (s.start, s.end, str(label)) for s, _, label in turns.itertracks(yield_label=True)
@@ -157,16 +146,17 @@ async def measure(
         live = await stream(services.orchestrator, source.audio, options)
         process = await services.process(wav_bytes(source.audio), options)
         assert live.result is not None
-        same = tracks(turns_of(live.result)) == tracks(process.turns)
+        turns = result_turns(live.result)
+        same = tracks(turns) == tracks(process.turns)
         lat = sorted(live.latencies)
         rows.append(
             f"| {name} | {source.seconds:.0f} | {len(lat)} | {statistics.median(lat):.2f} | "
             f"{lat[int(0.95 * (len(lat) - 1))]:.2f} | "
             f"{100 * provisional_accuracy(live.words, source.reference):.1f} % | {live.updates} | "
-            f"{100 * scored_der(source.reference, turns_of(live.result), source.seconds):.1f} % | "
+            f"{100 * scored_der(source.reference, turns, source.seconds):.1f} % | "
             f"{100 * scored_der(source.reference, process.turns, source.seconds):.1f} % | "
             f"{'yes' if same else 'no'} | "
-            f"{wer_of(source, live.result.text, words_of(live.result))} | "
+            f"{wer_of(source, live.result.text, result_words(live.result))} | "
             f"{wer_of(source, process.text, process.words)} |"
         )
         print(rows[-1], flush=True)

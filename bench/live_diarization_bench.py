@@ -22,12 +22,10 @@ import threading
 import time
 from pathlib import Path
 
-from pyannote.core import Annotation, Segment
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.inputs import Input, conversation, meeting, sample, shuffled_meeting
-from bench.outcome import scored_der
+from bench.outcome import annotation, scored_der
 from bench.report import machine, write_section
 from diarizer.engine import DiarizerModelConfig, PyannoteEngine, PyannoteSession
 from whospoke.common.audio import SAMPLE_RATE
@@ -37,13 +35,6 @@ LATENCIES = (1.0, 2.0, 3.0, 5.0)
 DEFAULT_LATENCY = 2.0
 ORDERS = range(1, 7)
 """Seeds of the other clip orders of the meeting."""
-
-
-def annotation(turns: tuple[Turn, ...] | list[Turn]) -> Annotation:
-    out = Annotation()
-    for turn in turns:
-        out[Segment(turn.start, turn.end)] = turn.speaker
-    return out
 
 
 def stream(

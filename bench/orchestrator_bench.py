@@ -35,10 +35,9 @@ from typing import Any
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyannote.core import Annotation, Segment
 
 from bench.inputs import Input, conversation, meeting, sample, short_pauses
-from bench.outcome import Outcome, accuracy_row
+from bench.outcome import Outcome, accuracy_row, result_turns, result_words
 from bench.plots import progress_plot, rss_plot
 from bench.report import family, machine, peak_kib, write_section
 from whospoke.cli.flags import DIARIZER_NICE
@@ -113,18 +112,14 @@ class Services:
                     result = event.result
             total = time.perf_counter() - start
         assert result is not None
-        turns = Annotation()
-        for turn in result.diarization_turns:
-            turns[Segment(turn.start_seconds, turn.end_seconds)] = turn.speaker
-        words = [(w.start_seconds, w.end_seconds, w.text) for s in result.segments for w in s.words]
         t = result.timings
         return Outcome(
             total,
             first - t.queued_seconds if first else 0.0,
             t.transcription_seconds,
             t.diarization_seconds,
-            words,
-            turns,
+            result_words(result),
+            result_turns(result),
             result.text,
             timeline,
             positions,

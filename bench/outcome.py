@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from bench.inputs import Input
+from whospoke.contract.diarization import Turn
 from whospoke.evaluation import word_error_rate
+from whospoke.v1 import orchestrator_pb2 as pb
+
+Words = list[tuple[float, float, str]]
+"""(start, end, text) of each word, in seconds."""
 
 
 @dataclass
@@ -19,12 +25,32 @@ class Outcome:
     first_segment: float
     transcription: float
     diarization: float
-    words: list[tuple[float, float, str]]
+    words: Words
     turns: Annotation
     text: str
     timeline: list[tuple[float, float, float]] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     runs: list[float] = field(default_factory=list)
+
+
+def annotation(turns: Iterable[Turn]) -> Annotation:
+    """A diarizer's turns as pyannote scores them."""
+    out = Annotation()
+    for turn in turns:
+        out[Segment(turn.start, turn.end)] = turn.speaker
+    return out
+
+
+def result_turns(result: pb.ProcessResult) -> Annotation:
+    """A `Process` (or live) result's diarizer turns as pyannote scores them."""
+    out = Annotation()
+    for turn in result.diarization_turns:
+        out[Segment(turn.start_seconds, turn.end_seconds)] = turn.speaker
+    return out
+
+
+def result_words(result: pb.ProcessResult) -> Words:
+    return [(w.start_seconds, w.end_seconds, w.text) for s in result.segments for w in s.words]
 
 
 def der_metric(collar: float = 0.0) -> DiarizationErrorRate:
@@ -50,7 +76,7 @@ def wer(source: Input, outcome: Outcome) -> str:
     return wer_of(source, outcome.text, outcome.words)
 
 
-def wer_of(source: Input, text: str, words: list[tuple[float, float, str]]) -> str:
+def wer_of(source: Input, text: str, words: Words) -> str:
     """`text`'s WER, or for the conversation per language: the `words` (start, end, text)
     whose middle falls in that language's reference turns."""
     if not source.transcript:

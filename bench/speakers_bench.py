@@ -32,6 +32,7 @@ from pyannote.core import Annotation, Segment, Timeline
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.inputs import LANGUAGES, VOICES, clips, conversation
+from bench.outcome import annotation
 from bench.report import machine, write_section
 from diarizer.engine import DiarizerModelConfig, PyannoteEngine
 from orchestrator.known import THRESHOLD, recognise, relabel, similarity
@@ -120,9 +121,7 @@ def named_share(
 ) -> dict[str, float]:
     """Share of each reference voice's speech whose diarized speaker took that voice's name."""
     named = relabel(output, recognise(output.speakers, voices), keep_embeddings=False)
-    hypothesis = Annotation()
-    for turn in named.exclusive_turns:
-        hypothesis[Segment(turn.start, turn.end)] = turn.speaker
+    hypothesis = annotation(named.exclusive_turns)
     shares = {}
     for person in talk.labels():
         speech = talk.label_timeline(person)
