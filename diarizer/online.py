@@ -156,19 +156,17 @@ class LiveTurns:
         rank = np.argsort(np.argsort(-mean, axis=1, kind="stable"), axis=1, kind="stable")
         active = (rank < speakers[:, None]) & (mean > 0)
         exclusive = active & (rank == 0)
-        turns = sorted(
-            (t for k in range(mean.shape[1]) for t in self._runs(active[:, k], k)),
-            key=lambda t: (t.start, t.speaker),
-        )
-        alone = sorted(
-            (t for k in range(mean.shape[1]) for t in self._runs(exclusive[:, k], k)),
-            key=lambda t: t.start,
-        )
+        turns, alone = self._turns(active), self._turns(exclusive)
         self._first += n
         self._activity = self._activity[n:]
         self._count = self._count[n:]
         self._covered = self._covered[n:]
         return turns, alone
+
+    def _turns(self, speaking: Array) -> list[Turn]:
+        """The turns of every speaker in these (frames, speakers) flags, in time order."""
+        turns = (t for k in range(speaking.shape[1]) for t in self._runs(speaking[:, k], k))
+        return sorted(turns, key=lambda t: (t.start, t.speaker))
 
     def _runs(self, speaking: Array, speaker: int) -> list[Turn]:
         """The turns of `speaker` in these frames (the last one ends with them: the next

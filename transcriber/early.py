@@ -31,11 +31,11 @@ pause, split at 6 s (`transcriber.vad.LIVE_VAD`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from transcriber.coverage import Span
+from transcriber.repetition import normalise
 from transcriber.windows import Region
 from whospoke.common.audio import SAMPLE_RATE
 from whospoke.contract.transcription import Segment
@@ -69,7 +69,8 @@ class EarlyWords:
     decode_seconds: float | None = None
     """Recent decodes' mean duration (None before the first)."""
     sent: tuple[str, ...] = ()
-    """The last words sent, normalised, to recognise them at the start of the next decode."""
+    """The last words sent, compared as repeats are (`repetition.normalise`), to recognise
+    them at the start of the next decode."""
 
     @property
     def fast(self) -> bool:
@@ -106,7 +107,7 @@ class EarlyWords:
             if part is not None and first:
                 part, first = repeated(part, self.sent), False
             if part is not None:
-                self.sent = (*self.sent, *(normalised(w.text) for w in part.words))[-5:]
+                self.sent = (*self.sent, *(normalise(w.text) for w in part.words))[-5:]
                 yield part
             if segment.start >= until:
                 return
@@ -137,16 +138,12 @@ def sent_part(segment: Segment, floor: float, until: float) -> Segment | None:
     return replace(segment, start=words[0].start, end=words[-1].end, text=text, words=tuple(words))
 
 
-def normalised(text: str) -> str:
-    return re.sub(r"[^\w']+", "", text.lower())
-
-
 def repeated(segment: Segment, sent: tuple[str, ...], most: int = 5) -> Segment | None:
     """`segment` without leading words that repeat the last words sent (up to `most`).
 
     Word times move a little from one decode to the next, so the last word sent can come
     back with its middle just past the floor; it is the same word, said once."""
-    words = [normalised(w.text) for w in segment.words]
+    words = [normalise(w.text) for w in segment.words]
     for n in range(min(most, len(words), len(sent)), 0, -1):
         if tuple(words[:n]) == sent[-n:]:
             rest = segment.words[n:]
